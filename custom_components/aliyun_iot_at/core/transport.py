@@ -1,0 +1,38 @@
+"""Opening the port: a device path, ``/dev/serial/by-id/…``, ``socket://`` or ``rfc2217://``.
+
+``pyserial-asyncio-fast`` opens the port in the executor and reads it from the event loop,
+so nothing here blocks the loop (Home Assistant core refuses ``pyserial-asyncio`` for that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import serial
+import serial_asyncio_fast
+
+from .channel import DEFAULT_RESTART_LINES, AtChannel
+from .errors import PortError
+
+DEFAULT_BAUDRATE = 115200
+
+
+async def open_channel(
+    url: str,
+    baudrate: int = DEFAULT_BAUDRATE,
+    *,
+    restart_lines: Iterable[str] = DEFAULT_RESTART_LINES,
+) -> AtChannel:
+    """Open ``url`` and return an AT channel on it; ``PortError`` when it cannot be opened."""
+    if not url:
+        raise PortError("no port given")
+    loop = asyncio.get_running_loop()
+    channel = AtChannel(restart_lines=restart_lines)
+    try:
+        await serial_asyncio_fast.create_serial_connection(
+            loop, lambda: channel, url, baudrate=baudrate
+        )
+    except (serial.SerialException, OSError, ValueError) as err:
+        raise PortError(f"cannot open {url}: {err}") from err
+    return channel
