@@ -173,7 +173,8 @@ class AtChannel(asyncio.Protocol):
             except TimeoutError:
                 raise AtTimeout(f"{self.mask(text)}: no answer within {timeout:g} s") from None
             finally:
-                self._current = None
+                if self._current is cmd:
+                    self._current = None
 
     def close(self) -> None:
         """Close the transport; pending work fails with ``PortError``."""
@@ -315,10 +316,10 @@ class AtChannel(asyncio.Protocol):
         self._on_command_line(cmd, line)
 
     def _on_command_line(self, cmd: _Command, line: str) -> None:
-        if line in cmd.ok and cmd.payload is None:
-            self._finish(cmd, cmd.lines)
-        elif line in cmd.ok:
+        if cmd.payload is not None and (line == "OK" or line in cmd.ok):
             return  # W800 says OK before its ">" prompt: the real final comes after the data
+        if line in cmd.ok:
+            self._finish(cmd, cmd.lines)
         elif line == "ERROR" or line in cmd.errors:
             self._finish(cmd, AtCommandError(self.mask(cmd.text), line, line))
         elif match := _ERROR_RE.match(line):
@@ -331,6 +332,9 @@ class AtChannel(asyncio.Protocol):
             cmd.lines.append(line)
 
     def _finish(self, cmd: _Command, result: list[str] | Exception) -> None:
+        # Lines after the final result (in the same read) are no longer this command's.
+        if self._current is cmd:
+            self._current = None
         if cmd.future.done():
             return
         if isinstance(result, Exception):

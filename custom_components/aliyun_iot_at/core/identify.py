@@ -54,4 +54,7 @@ async def read_info(channel: AtChannel) -> ModuleInfo:
         firmware = firmware or next(
             (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Revision:")), None
         )
+    if firmware is None:
+        # ESP-AT style Wi-Fi modules (W800) report their versions on AT+GMR instead.
+        firmware = await _ask(channel, "AT+GMR")
     return ModuleInfo(manufacturer, model, firmware, match.group(1) if match else None)
