@@ -2,6 +2,7 @@
 
 ``pyserial-asyncio-fast`` opens the port in the executor and reads it from the event loop,
 so nothing here blocks the loop (Home Assistant core refuses ``pyserial-asyncio`` for that).
+``rfc2217://`` goes to our own asyncio client instead: pyserial's runs a reader thread.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import serial_asyncio_fast
 
 from .channel import DEFAULT_RESTART_LINES, AtChannel
 from .errors import PortError
+from .rfc2217 import SCHEME as RFC2217_SCHEME, create_rfc2217_connection
 
 DEFAULT_BAUDRATE = 115200
 
@@ -29,6 +31,9 @@ async def open_channel(
         raise PortError("no port given")
     loop = asyncio.get_running_loop()
     channel = AtChannel(restart_lines=restart_lines)
+    if url.lower().startswith(f"{RFC2217_SCHEME}://"):
+        await create_rfc2217_connection(lambda: channel, url, baudrate)
+        return channel
     try:
         await serial_asyncio_fast.create_serial_connection(
             loop, lambda: channel, url, baudrate=baudrate
