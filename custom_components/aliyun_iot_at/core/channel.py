@@ -107,7 +107,9 @@ class AtChannel(asyncio.Protocol):
         self._secrets: set[str] = set()
         self._current: _Command | None = None
         self._lock = asyncio.Lock()
-        self._closed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._opened: asyncio.Future[None] = loop.create_future()
+        self._closed: asyncio.Future[None] = loop.create_future()
 
     # --- configuration -------------------------------------------------------------------
 
@@ -176,6 +178,10 @@ class AtChannel(asyncio.Protocol):
                 if self._current is cmd:
                     self._current = None
 
+    async def wait_opened(self) -> None:
+        """Until the transport handed itself over (transports do that a loop turn late)."""
+        await asyncio.shield(self._opened)
+
     def close(self) -> None:
         """Close the transport; pending work fails with ``PortError``."""
         if self._transport is not None:
@@ -190,6 +196,8 @@ class AtChannel(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if not self._opened.done():
+            self._opened.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._closed.done():

@@ -143,11 +143,13 @@ class Link:
             if self.state is not LinkState.CONNECTED:
                 try:
                     await self.connect_once()
-                except AuthRefused:
-                    _LOGGER.debug("credentials refused: waiting for new ones")
-                    return  # retrying refused credentials only gets the device throttled
                 except AtError as err:
-                    delay = self._backoff[min(attempt, len(self._backoff) - 1)]
+                    # Some modules cannot tell a refused login from an unreachable broker, so
+                    # refused credentials are retried too — but only at the slowest pace, so
+                    # the cloud does not throttle the device.
+                    slowest = len(self._backoff) - 1
+                    step = slowest if isinstance(err, AuthRefused) else min(attempt, slowest)
+                    delay = self._backoff[step]
                     attempt += 1
                     _LOGGER.debug("connect failed (%s); retrying in %g s", err, delay)
                     await self._drop_channel_if_broken()
@@ -176,6 +178,8 @@ class Link:
         """After a loss, keep a healthy port but close one that stopped answering."""
         channel = self._channel
         if channel is None or not channel.is_open:
+            if channel is not None:
+                channel.close()
             self._channel = None
             return
         try:

@@ -40,4 +40,10 @@ async def open_channel(
         )
     except (serial.SerialException, OSError, ValueError) as err:
         raise PortError(f"cannot open {url}: {err}") from err
+    try:
+        async with asyncio.timeout(5.0):
+            await channel.wait_opened()
+    except TimeoutError:
+        channel.close()
+        raise PortError(f"cannot open {url}: the port did not come up") from None
     return channel
