@@ -1,5 +1,5 @@
 """Run an emulated module until Ctrl-C: ``python -m testbed.emulator --dialect quectel
---link /tmp/ttyEMU --mqtt-port 1883``; the host opens the printed link like a serial port."""
+--link ./ttyEMU --mqtt-port 1883``; the host opens the printed link like a serial port."""
 
 from __future__ import annotations
 
