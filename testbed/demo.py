@@ -1,0 +1,168 @@
+"""``scripts/demo``: an emulated module, a local Aliyun-like cloud and a real Home Assistant.
+
+Everything runs on 127.0.0.1. The cloud plays Aliyun (it checks the device's credentials
+like Aliyun does); the emulator plays the chosen module on a pseudo-terminal; Home Assistant
+runs with this integration, ready to be added from Settings → Devices & services. A small
+console on stdin plays the Aliyun console: ``set PowerSwitch 1`` sends a property set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+import shutil
+import signal
+import sys
+
+from custom_components.aliyun_iot_at.core.dialects import DIALECT_NAMES
+from testbed.cloud import AliyunCloud, Device
+from testbed.emulator import ModuleEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCT_KEY = "a1DemoKey01"
+DEVICE_NAME = "ha_demo"
+DEVICE_SECRET = "demoSecret0123456789abcdefABCDEF"
+
+CONFIGURATION = """\
+homeassistant:
+  name: Aliyun AT demo
+  time_zone: Asia/Shanghai
+  country: CN
+  unit_system: metric
+frontend:
+config:
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+logger:
+  default: warning
+  logs:
+    custom_components.aliyun_iot_at: debug
+"""
+
+HELP = """\
+Console commands (the Aliyun console's side):
+  set <Identifier> <json value>   send a thing.service.property.set, e.g. set PowerSwitch 0
+  posts                           the property posts the device sent so far
+  drop                            drop the module's cloud link (it recovers by itself)
+  quit                            stop everything
+"""
+
+
+def _write_config(config: Path, port: int) -> None:
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "configuration.yaml").write_text(CONFIGURATION.format(port=port))
+    components = config / "custom_components"
+    components.mkdir(exist_ok=True)
+    link = components / "aliyun_iot_at"
+    if link.is_symlink() or link.exists():
+        link.unlink() if link.is_symlink() else shutil.rmtree(link)
+    link.symlink_to(ROOT / "custom_components" / "aliyun_iot_at", target_is_directory=True)
+
+
+async def _console(cloud: AliyunCloud, device: Device, module: ModuleEmulator) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print(HELP, flush=True)
+    while line := await reader.readline():
+        words = line.decode(errors="replace").split(maxsplit=2)
+        if not words:
+            continue
+        try:
+            if words[0] == "set" and len(words) == 3:
+                msg_id = await cloud.set_properties(device, {words[1]: json.loads(words[2])})
+                reply = await cloud.wait_reply(device, msg_id, timeout=10)
+                print(f"set_reply: {json.dumps(reply, ensure_ascii=False)}", flush=True)
+            elif words[0] == "posts":
+                for uplink in cloud.uplinks(device):
+                    print(f"{uplink.topic} {json.dumps(uplink.payload, ensure_ascii=False)}")
+            elif words[0] == "drop":
+                await module.drop_link()
+                print("link dropped", flush=True)
+            elif words[0] == "quit":
+                return
+            else:
+                print(HELP, flush=True)
+        except (ValueError, TimeoutError) as err:
+            print(f"error: {err}", flush=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Start the cloud, the emulator and (unless --no-hass) Home Assistant; wait for quit."""
+    config: Path = args.config
+    async with AliyunCloud() as cloud:
+        device = cloud.add_device(PRODUCT_KEY, DEVICE_NAME, DEVICE_SECRET)
+        async with ModuleEmulator(
+            args.dialect,
+            link=config / f"tty-{args.dialect}",
+            mqtt_port=cloud.mqtt_port,
+            http_port=cloud.http_port,
+        ) as module:
+            hass: asyncio.subprocess.Process | None = None
+            if not args.no_hass:
+                log = args.log
+                hass = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "homeassistant", "-c", str(config),
+                    stdout=log, stderr=log,
+                )  # fmt: skip
+            print(
+                f"""
+Aliyun AT demo is running.
+  module ({args.dialect}) on:  {module.path}
+  Home Assistant:            {"(not started)" if hass is None else f"http://127.0.0.1:{args.port}"}
+  its log:                   {config / "hass.log"}
+
+Add the integration in Home Assistant: Settings → Devices & services → Add integration →
+"Aliyun IoT via AT module". Port: {module.path} (type it), baud rate 115200, then
+  ProductKey {PRODUCT_KEY}   DeviceName {DEVICE_NAME}   DeviceSecret {DEVICE_SECRET}
+  Region cn-shanghai (the demo maps every Aliyun host to the local cloud), thing model: standard.
+""",
+                flush=True,
+            )
+            try:
+                await _console(cloud, device, module)
+            finally:
+                if hass is not None and hass.returncode is None:
+                    hass.terminate()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(30):
+                            await hass.wait()
+                    if hass.returncode is None:
+                        hass.kill()
+    return 0
+
+
+async def _main(args: argparse.Namespace) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run(args)
+    except asyncio.CancelledError:
+        return 0
+
+
+def main() -> int:
+    """Entry point of ``python -m testbed.demo``."""
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__)
+    parser.add_argument("--dialect", choices=DIALECT_NAMES, default="quectel")
+    parser.add_argument("--config", default=str(ROOT / "demo-config"))
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--no-hass", action="store_true", help="only the cloud and the module")
+    args = parser.parse_args()
+    args.config = Path(args.config).resolve()
+    args.config.mkdir(parents=True, exist_ok=True)
+    if not args.no_hass:
+        _write_config(args.config, args.port)
+        args.log = (args.config / "hass.log").open("ab")
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
