@@ -355,11 +355,12 @@ class AtChannel(asyncio.Protocol):
             self._finish(self._current, error)
 
     def _dispatch_urc(self, spec: UrcSpec, text: str) -> None:
-        _LOGGER.debug("URC %s", self.mask(text)[:500])
         try:
             spec.handler(text)
         except Exception:  # a handler's bug must not stop the channel
             _LOGGER.exception("URC handler for %s failed", spec.prefix)
+        # Logged after the handler, which may have registered a secret the URC carries.
+        _LOGGER.debug("URC %s", self.mask(text)[:500])
 
 
 def _find_terminator(buf: bytearray) -> int:
