@@ -4,6 +4,10 @@ Everything runs on 127.0.0.1. The cloud plays Aliyun (it checks the device's cre
 like Aliyun does); the emulator plays the chosen module on a pseudo-terminal; Home Assistant
 runs with this integration, ready to be added from Settings → Devices & services. A small
 console on stdin plays the Aliyun console: ``set PowerSwitch 1`` sends a property set.
+
+For scripts (the browser test): ``--auto`` onboards Home Assistant with a demo owner, and once
+everything is up one line ``READY {json}`` on stdout gives the URL, the module's port, the
+device triple and (with ``--auto``) the login.
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ import sys
 from custom_components.aliyun_iot_at.core.dialects import DIALECT_NAMES
 from testbed.cloud import AliyunCloud, Device
 from testbed.emulator import ModuleEmulator
+from testbed.hass_onboarding import onboard_and_sign_in, skip_internet_steps, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT_KEY = "a1DemoKey01"
 DEVICE_NAME = "ha_demo"
 DEVICE_SECRET = "demoSecret0123456789abcdefABCDEF"
+# The owner --auto creates; the demo listens on 127.0.0.1 only.
+OWNER = "demo"
+OWNER_PASSWORD = "demo-password"
+START_TIMEOUT = 300.0
 
 CONFIGURATION = """\
 homeassistant:
@@ -46,7 +55,7 @@ logger:
 HELP = """\
 Console commands (the Aliyun console's side):
   set <Identifier> <json value>   send a thing.service.property.set, e.g. set PowerSwitch 0
-  posts                           the property posts the device sent so far
+  posts                           the messages the device sent so far
   drop                            drop the module's cloud link (it recovers by itself)
   quit                            stop everything
 """
@@ -78,8 +87,11 @@ async def _console(cloud: AliyunCloud, device: Device, module: ModuleEmulator) -
                 reply = await cloud.wait_reply(device, msg_id, timeout=10)
                 print(f"set_reply: {json.dumps(reply, ensure_ascii=False)}", flush=True)
             elif words[0] == "posts":
-                for uplink in cloud.uplinks(device):
+                uplinks = cloud.uplinks(device)
+                for uplink in uplinks:
                     print(f"{uplink.topic} {json.dumps(uplink.payload, ensure_ascii=False)}")
+                # The count closes the listing, for a script reading it.
+                print(f"({len(uplinks)} messages)", flush=True)
             elif words[0] == "drop":
                 await module.drop_link()
                 print("link dropped", flush=True)
@@ -89,6 +101,39 @@ async def _console(cloud: AliyunCloud, device: Device, module: ModuleEmulator) -
                 print(HELP, flush=True)
         except (ValueError, TimeoutError) as err:
             print(f"error: {err}", flush=True)
+
+
+async def _wait_ready(hass: asyncio.subprocess.Process, url: str, auto: bool) -> None:
+    """Until Home Assistant serves (and with ``auto``: is onboarded, signed in, running)."""
+    ready = asyncio.ensure_future(
+        onboard_and_sign_in(url, OWNER, OWNER_PASSWORD, START_TIMEOUT)
+        if auto
+        else wait_http(url, START_TIMEOUT)
+    )
+    exited = asyncio.ensure_future(hass.wait())
+    try:
+        await asyncio.wait([ready, exited], return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            raise RuntimeError(f"Home Assistant exited with {hass.returncode}")
+        ready.result()
+    finally:
+        ready.cancel()
+        exited.cancel()
+
+
+def _ready_line(args: argparse.Namespace, module: ModuleEmulator) -> str:
+    ready: dict[str, object] = {
+        "port": str(module.path),
+        "dialect": args.dialect,
+        "product_key": PRODUCT_KEY,
+        "device_name": DEVICE_NAME,
+        "device_secret": DEVICE_SECRET,
+    }
+    if not args.no_hass:
+        ready["url"] = f"http://127.0.0.1:{args.port}"
+    if args.auto:
+        ready |= {"username": OWNER, "password": OWNER_PASSWORD}
+    return f"READY {json.dumps(ready)}"
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -124,6 +169,11 @@ Add the integration in Home Assistant: Settings → Devices & services → Add i
                 flush=True,
             )
             try:
+                if hass is not None:
+                    await _wait_ready(hass, f"http://127.0.0.1:{args.port}", args.auto)
+                    if args.auto:
+                        print(f"Log in as {OWNER} / {OWNER_PASSWORD}.", flush=True)
+                print(_ready_line(args, module), flush=True)
                 await _console(cloud, device, module)
             finally:
                 if hass is not None and hass.returncode is None:
@@ -155,11 +205,18 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "demo-config"))
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--no-hass", action="store_true", help="only the cloud and the module")
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help=f"onboard Home Assistant with the owner {OWNER} / {OWNER_PASSWORD}",
+    )
     args = parser.parse_args()
     args.config = Path(args.config).resolve()
     args.config.mkdir(parents=True, exist_ok=True)
     if not args.no_hass:
         _write_config(args.config, args.port)
+        if args.auto:
+            skip_internet_steps(args.config)
         args.log = (args.config / "hass.log").open("ab")
     return asyncio.run(_main(args))
 

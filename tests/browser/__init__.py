@@ -1,0 +1,1 @@
+"""The browser test: a real Home Assistant from scripts/demo, driven in headless Chromium."""

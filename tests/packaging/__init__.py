@@ -1,0 +1,1 @@
+"""What HACS and Home Assistant's own validators check in the shipped files."""
