@@ -16,8 +16,11 @@ from homeassistant.helpers.typing import ConfigType
 from .const import DOMAIN
 from .coordinator import AliyunIotAtCoordinator
 from .core.link import DEFAULT_BACKOFF
+from .core.outbox import UplinkSettings
 from .core.tsl import ThingModelError
 from .data import AliyunIotAtConfigEntry, AliyunIotAtData
+from .outbox_store import async_remove_outbox
+from .repairs import async_delete_link_issues
 from .services import async_setup_services
 
 PLATFORMS = [
@@ -35,6 +38,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 # that do not announce a lost session (module-level so the tests can shorten them).
 LINK_BACKOFF = DEFAULT_BACKOFF
 LINK_HEALTH_INTERVAL = 60.0
+# How what goes up is paced and bounded, and the seconds a save of what waits is put off
+# to gather more changes (module-level too, for the tests).
+UPLINK = UplinkSettings()
+OUTBOX_SAVE_DELAY = 10.0
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -47,7 +54,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliyunIotAtConfigEntry) 
     """Connect to the cloud through the module, then add the entities."""
     try:
         coordinator = AliyunIotAtCoordinator(
-            hass, entry, backoff=LINK_BACKOFF, health_interval=LINK_HEALTH_INTERVAL
+            hass,
+            entry,
+            backoff=LINK_BACKOFF,
+            health_interval=LINK_HEALTH_INTERVAL,
+            uplink=UPLINK,
+            save_delay=OUTBOX_SAVE_DELAY,
         )
     except ThingModelError as err:
         raise ConfigEntryError(
@@ -63,8 +75,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliyunIotAtConfigEntry) 
 
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # The controls restored the values they had before a restart: the cloud gets them.
-    coordinator.async_post_current()
+    coordinator.async_start_sending()
     _remove_stale_entities(hass, entry, coordinator.unique_ids)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
@@ -75,7 +86,16 @@ async def async_unload_entry(hass: HomeAssistant, entry: AliyunIotAtConfigEntry)
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.coordinator.async_close()
+        # What the entry no longer runs it cannot report on.
+        async_delete_link_issues(hass, entry.entry_id)
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: AliyunIotAtConfigEntry) -> None:
+    """An entry removed while it could not connect leaves no repair issue behind, and what
+    waited to be sent goes with it."""
+    async_delete_link_issues(hass, entry.entry_id)
+    await async_remove_outbox(hass, entry.entry_id)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: AliyunIotAtConfigEntry) -> None:

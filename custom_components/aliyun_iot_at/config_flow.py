@@ -1,7 +1,8 @@
 """Config flow: the port, the module, the device triple and the thing model.
 
 Every step that names something the module must reach is tested for real before it is
-stored: the port is probed, and the session is brought up once.
+stored: the port is probed, and the session is brought up once. A module plugged in over USB
+is discovered; a configured one found at another path is followed there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.usb import UsbServiceInfo
 import voluptuous as vol
 
 from .const import (
@@ -44,6 +46,8 @@ from .const import (
     CONF_REGION,
     CONF_THING_MODEL,
     CONF_TLS,
+    CONF_USB_INTERFACE,
+    CONF_USB_MODULE,
     DEFAULT_KEEPALIVE,
     DOMAIN,
 )
@@ -51,7 +55,14 @@ from .core.dialects import DIALECT_NAMES, dialect_class, guess_dialect
 from .core.dialects.base import DEFAULT_REGION, KEEPALIVE_RANGE, REGIONS, ModuleInfo
 from .core.errors import AtError
 from .core.transport import DEFAULT_BAUDRATE
-from .ports import async_list_ports, async_stable_path
+from .ports import (
+    UsbPort,
+    async_discovered_port,
+    async_list_ports,
+    async_real_paths,
+    async_stable_path,
+    async_usb_port,
+)
 from .validation import (
     async_identify,
     async_try_link,
@@ -60,7 +71,15 @@ from .validation import (
     model_error,
 )
 
-_ENDPOINT_KEYS = (CONF_REGION, CONF_HOST, CONF_MQTT_PORT, CONF_TLS)
+# What reconfigure replaces: the endpoint, and what the old port was on USB.
+_RECONFIGURED_KEYS = (
+    CONF_REGION,
+    CONF_HOST,
+    CONF_MQTT_PORT,
+    CONF_TLS,
+    CONF_USB_MODULE,
+    CONF_USB_INTERFACE,
+)
 
 _BAUDRATE = NumberSelector(
     NumberSelectorConfig(min=1200, max=4_000_000, step=1, mode=NumberSelectorMode.BOX)
@@ -122,6 +141,21 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip()
     return int(value) if isinstance(value, float) else value
+
+
+def _usb_data(port: UsbPort | None) -> dict[str, str]:
+    """What entry data keeps of a USB port, to know the module when it is discovered."""
+    if port is None:
+        return {}
+    data = {CONF_USB_MODULE: port.module}
+    if port.interface is not None:
+        data[CONF_USB_INTERFACE] = port.interface
+    return data
+
+
+def _module_name(info: ModuleInfo, fallback: str | None) -> str:
+    named = " ".join(filter(None, (info.manufacturer, info.model)))
+    return named or fallback or "-"
 
 
 def _module_placeholders(info: ModuleInfo, proposal: str | None) -> dict[str, str]:
@@ -245,6 +279,68 @@ class AliyunIotAtConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders=placeholders,
         )
 
+    # --- a module plugged in ----------------------------------------------------------------
+
+    async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
+        """A module on USB: followed when it is configured, else offered when its port
+        answers AT like a supported module (its other ports, GNSS or diagnostics, do not)."""
+        device = await async_stable_path(self.hass, discovery_info.device)
+        port = await async_discovered_port(self.hass, discovery_info)
+        if (moved := await self._async_configured_at(device, port)) is not None:
+            return moved
+        if port.module in self._async_current_ids():
+            return self.async_abort(reason="already_configured")  # the user ignored it
+        try:
+            self._info = await async_identify(device, DEFAULT_BAUDRATE)
+        except AtError:
+            return self.async_abort(reason="not_supported_device")
+        if guess_dialect(self._info) is None:
+            return self.async_abort(reason="not_supported_device")
+        # One discovery per module, until the device triple names it.
+        await self.async_set_unique_id(port.module)
+        self._data = {CONF_DEVICE: device, CONF_BAUDRATE: DEFAULT_BAUDRATE, **_usb_data(port)}
+        self.context["title_placeholders"] = {
+            "name": _module_name(self._info, discovery_info.description)
+        }
+        return await self.async_step_usb_confirm()
+
+    async def async_step_usb_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask before setting the module up; then the flow goes on with its port."""
+        if user_input is not None:
+            return await self.async_step_dialect()
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="usb_confirm",
+            description_placeholders={
+                "name": _module_name(self._info, None),
+                "firmware": self._info.firmware or "-",
+                "device": self._data[CONF_DEVICE],
+            },
+        )
+
+    async def _async_configured_at(self, device: str, port: UsbPort) -> ConfigFlowResult | None:
+        """An abort when the discovered port is configured already; an entry whose module
+        left its stored port is moved to the same port of the module found here."""
+        entries = [e for e in self._async_current_entries() if CONF_DEVICE in e.data]
+        here, *stored = await async_real_paths(
+            self.hass, [device, *(e.data[CONF_DEVICE] for e in entries)]
+        )
+        if here in stored:
+            return self.async_abort(reason="already_configured")
+        for entry, real in zip(entries, stored, strict=True):
+            if entry.data.get(CONF_USB_MODULE) != port.module:
+                continue
+            # Only to the same interface, and only when the stored path leads nowhere any
+            # more: two modules of one kind may share ids.
+            if real is None and entry.data.get(CONF_USB_INTERFACE) == port.interface:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_DEVICE: device}, reason="already_configured"
+                )
+            return self.async_abort(reason="already_configured")
+        return None
+
     # --- changing a device ----------------------------------------------------------------
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -285,7 +381,7 @@ class AliyunIotAtConfigFlow(ConfigFlow, domain=DOMAIN):
             if entered.get(CONF_TLS) and not dialect_class(entered[CONF_DIALECT]).supports_tls:
                 errors[CONF_TLS] = "tls_unsupported"
             if port is not None and not errors:
-                data = {k: v for k, v in entry.data.items() if k not in _ENDPOINT_KEYS}
+                data = {k: v for k, v in entry.data.items() if k not in _RECONFIGURED_KEYS}
                 data |= entered | port
                 error = await self._async_try_entry(entry, data)
                 if error is None:
@@ -318,7 +414,8 @@ class AliyunIotAtConfigFlow(ConfigFlow, domain=DOMAIN):
         if any(e.data.get(CONF_DEVICE) == device for e in others):
             errors[CONF_DEVICE] = "port_in_use"
             return None
-        return {CONF_DEVICE: device, CONF_BAUDRATE: int(user_input[CONF_BAUDRATE])}
+        usb = _usb_data(await async_usb_port(self.hass, device))
+        return {CONF_DEVICE: device, CONF_BAUDRATE: int(user_input[CONF_BAUDRATE]), **usb}
 
     async def _async_try_entry(self, entry: ConfigEntry, data: Mapping[str, Any]) -> str | None:
         """Test ``data`` on the entry's module: the entry lets go of the port meanwhile and

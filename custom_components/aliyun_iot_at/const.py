@@ -11,6 +11,9 @@ LOGGER = logging.getLogger(__package__)
 # Config entry data: the port and the module.
 CONF_BAUDRATE: Final = "baudrate"
 CONF_DIALECT: Final = "dialect"
+# Config entry data of a USB module: which module, and which of its ports (ports.UsbPort).
+CONF_USB_MODULE: Final = "usb_module"
+CONF_USB_INTERFACE: Final = "usb_interface"
 # Config entry data: the device triple and the endpoint.
 CONF_PRODUCT_KEY: Final = "product_key"
 CONF_DEVICE_NAME: Final = "device_name"

@@ -1,18 +1,19 @@
 """The coordinator: owns the link to the module and the device's Alink state.
 
 Push only: the link supervisor reconnects by itself and wakes on events; the coordinator
-turns what arrives into entity updates, and entity changes into posts.
+turns what arrives into entity updates, and entity changes into posts. Everything it sends
+goes through one sender (``core.outbox``): paced below Aliyun's rate limit, coalesced, and
+kept — across a restart too — while the link is down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
     ConfigEntryNotReady,
-    HomeAssistantError,
     ServiceValidationError,
 )
 from homeassistant.helpers import device_registry as dr
@@ -23,10 +24,13 @@ from homeassistant.util.signal_type import SignalType
 
 from .const import CONF_DIALECT, DOMAIN, EVENT_SERVICE_CALL, LOGGER
 from .core.dialects.base import InboundMessage, ModuleInfo
-from .core.errors import AtError, AuthRefused, NotConnected
+from .core.errors import AtError, AuthRefused
 from .core.link import Link, LinkState
-from .core.thing import InvalidValues, PostRefused, Publish, ServiceCalled, Thing
+from .core.outbox import Sender, UplinkSettings
+from .core.thing import InvalidValues, PostRefused, ServiceCalled, Thing
 from .data import AliyunIotAtConfigEntry
+from .outbox_store import OutboxStore
+from .repairs import async_update_link_issues
 from .settings import link_settings, port_settings, thing_model, topics
 
 
@@ -42,6 +46,8 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
         *,
         backoff: Sequence[float],
         health_interval: float,
+        uplink: UplinkSettings,
+        save_delay: float,
     ) -> None:
         super().__init__(hass, LOGGER, config_entry=entry, name=entry.title)
         assert entry.unique_id is not None  # the config flow always sets it
@@ -59,6 +65,14 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
             backoff=backoff,
             health_interval=health_interval,
         )
+        self.sender = Sender(
+            self.thing,
+            self.link.publish,
+            settings=uplink,
+            max_payload=self.link.max_payload,
+            on_change=self._outbox_changed,
+        )
+        self._outbox_store = OutboxStore(hass, entry.entry_id, self.sender, save_delay)
         self.data = self.thing.values
         self.service_signal = SignalType[ServiceCalled](f"{DOMAIN}_{entry.entry_id}_service")
         self.last_refused: PostRefused | None = None
@@ -91,7 +105,8 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
     # --- life cycle ---------------------------------------------------------------------------
 
     async def async_connect(self) -> None:
-        """Bring the session up once, then keep it up in the background."""
+        """Bring the session up once, take back what waited to be sent before a restart, then
+        keep the session up in the background (``async_start_sending`` sends)."""
         try:
             await self.link.connect_once()
         except AuthRefused as err:
@@ -106,22 +121,35 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
                 translation_key="not_ready",
                 translation_placeholders={"error": str(err)},
             ) from err
+        await self._outbox_store.async_restore(self.thing)
         self.link.start()
         self._supervised = True
 
+    @callback
+    def async_start_sending(self) -> None:
+        """Send in the background, starting with every known value (the controls restored
+        theirs by now) and what waited before a restart, in one post."""
+        self.async_post_current()
+        self.sender.start()
+
     async def async_close(self) -> None:
-        """Close the session and the port (unload, Home Assistant stopping)."""
+        """Close the session and the port, and save what is still waiting (unload, Home
+        Assistant stopping)."""
         self._supervised = False
+        await self.sender.stop()
         await self.link.stop()
+        await self._outbox_store.async_flush()
 
     # --- from the link ------------------------------------------------------------------------
 
     @callback
     def _on_message(self, message: InboundMessage) -> None:
         outcome = self.thing.handle(message)
-        if outcome.publish:
-            self._send(outcome.publish)
+        for reply in outcome.publish:
+            self.sender.reply(reply)
         if outcome.changes:
+            # The device reports its new state, as a real one does after acting on a set.
+            self.sender.post_properties(outcome.changes)
             self.async_set_updated_data(self.thing.values)
         if outcome.service_call is not None:
             self._service_called(outcome.service_call)
@@ -130,13 +158,18 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
 
     @callback
     def _on_state(self, state: LinkState, error: AtError | None) -> None:
+        # Repair issues follow the link (repairs.py).
+        async_update_link_issues(self.hass, self.config_entry, state, error)
         if state is LinkState.CONNECTED:
             if self._down_logged:
                 LOGGER.info("%s: the cloud link is back", self.config_entry.title)
                 self._down_logged = False
-            # Whatever changed while the link was down reaches the cloud now.
+            # The cloud gets every value again, and what waited goes out.
             self.async_post_current()
-        elif state is LinkState.DISCONNECTED and self._supervised:
+            self.sender.link_up()
+        else:
+            self.sender.link_down()
+        if state is LinkState.DISCONNECTED and self._supervised:
             if not self._down_logged:
                 LOGGER.warning("%s: the cloud link is down: %s", self.config_entry.title, error)
                 self._down_logged = True
@@ -160,19 +193,8 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
         async_dispatcher_send(self.hass, self.service_signal, call)
 
     @callback
-    def _send(self, posts: Iterable[Publish]) -> None:
-        self.config_entry.async_create_background_task(
-            self.hass, self._publish_quietly(tuple(posts)), "aliyun_iot_at publish"
-        )
-
-    async def _publish_quietly(self, posts: tuple[Publish, ...]) -> None:
-        """Replies and posts of our own: a loss is logged, values go out on reconnect."""
-        for post in posts:
-            try:
-                await self.link.publish(post.topic, post.payload)
-            except AtError as err:
-                LOGGER.debug("not published on %s: %s", post.topic, err)
-                return
+    def _outbox_changed(self) -> None:
+        self._outbox_store.async_changed()
 
     # --- from Home Assistant ------------------------------------------------------------------
 
@@ -184,41 +206,35 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
 
     @callback
     def async_post_current(self) -> None:
-        """Post every known value, in the background."""
-        post = self.thing.post_current()
-        if post is not None:
-            self._send((post,))
+        """Post every known value (coalesced with what waits)."""
+        self.sender.post_properties(self.thing.values)
 
     async def async_set_values(self, values: Mapping[str, object]) -> None:
-        """Take property values as the device's and post them (kept if the link is down)."""
+        """Take property values as the device's and post them (they wait while the link is
+        down)."""
         try:
-            post = self.thing.post_properties(values)
+            checked = self.thing.record(values)
         except InvalidValues as err:
             raise _invalid(err) from err
+        self.sender.post_properties(checked)
         self.async_set_updated_data(self.thing.values)
-        await self._publish(post)
 
     async def async_post_event(self, event_id: str, output: Mapping[str, object]) -> None:
-        """Post a model event with its output values."""
+        """Post a model event happening now with its output values (it waits while the link
+        is down)."""
         try:
-            post = self.thing.post_event(event_id, output)
+            occurrence = self.thing.occurrence(event_id, output)
         except InvalidValues as err:
             raise _invalid(err) from err
-        await self._publish(post)
+        self.sender.post_event(occurrence)
 
-    async def _publish(self, post: Publish) -> None:
+    async def async_read_signal(self) -> int | None:
+        """The module's signal strength in dBm; None when it is not known."""
         try:
-            await self.link.publish(post.topic, post.payload)
-        except NotConnected as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="not_connected"
-            ) from err
+            return await self.link.signal()
         except AtError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="publish_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            LOGGER.debug("%s: no signal strength: %s", self.config_entry.title, err)
+            return None
 
 
 def _invalid(err: InvalidValues) -> ServiceValidationError:

@@ -9,12 +9,25 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_DEVICE
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_DEVICE_NAME, CONF_DEVICE_SECRET, CONF_KEEPALIVE, CONF_PRODUCT_KEY
+from .const import (
+    CONF_DEVICE_NAME,
+    CONF_DEVICE_SECRET,
+    CONF_KEEPALIVE,
+    CONF_PRODUCT_KEY,
+    CONF_USB_MODULE,
+)
 from .data import AliyunIotAtConfigEntry
 
 # The triple identifies and authenticates the device; the IMEI and the port's serial number
-# (inside a by-id path) identify the hardware.
-TO_REDACT = {CONF_PRODUCT_KEY, CONF_DEVICE_NAME, CONF_DEVICE_SECRET, CONF_DEVICE, "imei"}
+# (inside a by-id path and the USB module id) identify the hardware.
+TO_REDACT = {
+    CONF_PRODUCT_KEY,
+    CONF_DEVICE_NAME,
+    CONF_DEVICE_SECRET,
+    CONF_DEVICE,
+    CONF_USB_MODULE,
+    "imei",
+}
 
 
 async def async_get_config_entry_diagnostics(

@@ -1,14 +1,14 @@
 """Read-only properties (and every date, struct and array one) as sensors, plus the link
-state as a diagnostic sensor."""
+state and the signal strength as diagnostic sensors."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 import json
 from typing import Any
 
-from homeassistant.components.sensor import SensorDeviceClass, SensorEntity
-from homeassistant.const import EntityCategory, Platform
+from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
+from homeassistant.const import SIGNAL_STRENGTH_DECIBELS_MILLIWATT, EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
@@ -20,8 +20,9 @@ from .data import AliyunIotAtConfigEntry
 from .entity import AliyunIotAtEntity, PropertyEntity, add_property_entities
 from .mapping import measurement
 
-# Pushed values: nothing to poll.
+# Pushed values: nothing to poll but the signal strength, which is read this often.
 PARALLEL_UPDATES = 0
+SCAN_INTERVAL = timedelta(minutes=5)
 
 _NUMERIC = (DataType.INT, DataType.FLOAT, DataType.DOUBLE)
 
@@ -31,10 +32,15 @@ async def async_setup_entry(
     entry: AliyunIotAtConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a sensor per property shown read-only, and the link state."""
-    link_state = LinkStateSensor(entry.runtime_data.coordinator)
+    """Add a sensor per property shown read-only, the link state and the signal strength."""
+    coordinator = entry.runtime_data.coordinator
+    link_state = LinkStateSensor(coordinator)
     add_property_entities(
-        entry, Platform.SENSOR, PropertySensor, async_add_entities, extra=(link_state,)
+        entry,
+        Platform.SENSOR,
+        PropertySensor,
+        async_add_entities,
+        extra=(link_state, SignalSensor(coordinator)),
     )
 
 
@@ -115,3 +121,32 @@ class LinkStateSensor(AliyunIotAtEntity, SensorEntity):
         """The reason of the last failure, while there is one."""
         error = self.coordinator.link.last_error
         return {"error": str(error) if error else None}
+
+
+class SignalSensor(AliyunIotAtEntity, SensorEntity):
+    """The module's signal strength, read every ``SCAN_INTERVAL`` while the link is up.
+    Disabled by default: each reading is an AT command between two publishes."""
+
+    _attr_device_class = SensorDeviceClass.SIGNAL_STRENGTH
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_entity_registry_enabled_default = False
+    _attr_native_unit_of_measurement = SIGNAL_STRENGTH_DECIBELS_MILLIWATT
+    _attr_state_class = SensorStateClass.MEASUREMENT
+
+    def __init__(self, coordinator: AliyunIotAtCoordinator) -> None:
+        super().__init__(coordinator, "signal-strength")
+
+    @property
+    def should_poll(self) -> bool:
+        """Read by polling: the module reports its signal only when asked."""
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        """Enabled: read at once, not only after the first interval."""
+        await super().async_added_to_hass()
+        self.async_schedule_update_ha_state(force_refresh=True)
+
+    async def async_update(self) -> None:
+        """Read the signal strength; while the link is down, keep the last reading."""
+        if self.coordinator.connected:
+            self._attr_native_value = await self.coordinator.async_read_signal()

@@ -29,6 +29,10 @@ from .core.link import PortSettings
 from .core.transport import DEFAULT_BAUDRATE
 from .core.tsl import ThingModel, default_model, parse_thing_model
 
+# The most seconds one connection attempt of a running entry waits for the SIM and the
+# network (module-level so the tests can shorten it).
+ATTACH_TIMEOUT = 60.0
+
 
 def port_settings(data: Mapping[str, Any]) -> PortSettings:
     """The port of ``data``."""
@@ -49,6 +53,7 @@ def link_settings(data: Mapping[str, Any], options: Mapping[str, Any]) -> LinkSe
             tls=bool(data.get(CONF_TLS, False)),
         ),
         keepalive=int(options.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE)),
+        attach_timeout=ATTACH_TIMEOUT,
     )
 
 

@@ -63,6 +63,7 @@ class Uplink:
     topic: str
     payload: Payload | None  # None: not a JSON object
     code: int | None  # the code of the cloud's post_reply; None for a device's reply
+    received: float  # the cloud's loop time on arrival, to measure a device's rate
 
 
 class AlinkService:
@@ -73,6 +74,7 @@ class AlinkService:
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._post_cursor: dict[DeviceKey, int] = {}
+        self._refusals: dict[DeviceKey, deque[tuple[int, str]]] = {}
         self._watch = Watch()
         self._client: MQTTClient | None = None
         self._receiver: asyncio.Task[None] | None = None
@@ -108,12 +110,20 @@ class AlinkService:
 
     async def request(self, device: Device, suffix: str, method: str, params: Payload) -> str:
         """Publish an Alink request on ``/sys/{pk}/{dn}/{suffix}``; returns its id."""
-        if self._client is None:
-            raise RuntimeError("cloud not started")
         msg_id = str(next(self._ids))
         payload = {"id": msg_id, "version": "1.0", "params": params, "method": method}
-        await self._client.publish(sys_topic(device, suffix), _encode(payload), qos=QOS_1)
+        await self.publish_raw(device, suffix, _encode(payload))
         return msg_id
+
+    async def publish_raw(self, device: Device, suffix: str, payload: bytes) -> None:
+        """Publish ``payload`` as it is on ``/sys/{pk}/{dn}/{suffix}`` (QoS 1)."""
+        if self._client is None:
+            raise RuntimeError("cloud not started")
+        await self._client.publish(sys_topic(device, suffix), payload, qos=QOS_1)
+
+    def refuse_posts(self, device: Device, code: int, message: str, count: int) -> None:
+        """Answer the device's next ``count`` well-formed posts with ``code``."""
+        self._refusals.setdefault(device.key, deque()).extend([(code, message)] * count)
 
     async def wait_post(
         self, device: Device, predicate: Callable[[Payload], bool] | None, timeout: float
@@ -165,12 +175,17 @@ class AlinkService:
         kind = _kind(split[1]) if split is not None else None
         if split is None or kind is None:
             return  # among them, the cloud's own requests and replies echoed back
+        received = asyncio.get_running_loop().time()
         payload = _decode(data)
         if kind == "reply":
-            await self._record(Uplink(next(self._seq), split[0], kind, topic, payload, None))
+            uplink = Uplink(next(self._seq), split[0], kind, topic, payload, None, received)
+            await self._record(uplink)
             return
         code, message = _check_request(payload)
-        await self._record(Uplink(next(self._seq), split[0], kind, topic, payload, code))
+        refusals = self._refusals.get(split[0])
+        if code == CODE_SUCCESS and refusals:
+            code, message = refusals.popleft()
+        await self._record(Uplink(next(self._seq), split[0], kind, topic, payload, code, received))
         if code != CODE_SUCCESS:
             _LOGGER.warning("Malformed post on %s: %s", topic, message)
         if payload is None or _wants_reply(payload):

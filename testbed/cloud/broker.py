@@ -7,6 +7,7 @@ cut a device's socket to emulate a link dropped by the cloud.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 import logging
 import secrets
@@ -72,6 +73,35 @@ class _Connection(StreamWriterAdapter):  # type: ignore[misc]
         self._stream.close()
 
 
+type _Holders = list[tuple[Session, int]]
+
+
+class _SnapshotList(list[tuple[Session, int]]):
+    """Iterated as it was when the iteration began."""
+
+    def __iter__(self) -> Iterator[tuple[Session, int]]:
+        return iter(self.copy())
+
+
+class _Subscriptions(dict[str, _Holders]):
+    """amqtt's subscription table (filter -> sessions), safe to change while it is walked.
+
+    amqtt 0.12.1 walks it with awaits inside the loop (a broadcast asks the topic filter of
+    each subscriber), while its session-expiry task, every second, removes the subscriptions of
+    closed sessions from the same lists: the subscriber after a removed one was then skipped
+    and the message silently lost. Walks here go over a snapshot.
+    """
+
+    def __setitem__(self, key: str, value: _Holders) -> None:
+        super().__setitem__(key, _SnapshotList(value))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.keys()))
+
+    def items(self) -> list[tuple[str, _Holders]]:  # type: ignore[override]
+        return list(super().items())
+
+
 @dataclass(frozen=True)
 class _Link:
     """A device's accepted connection."""
@@ -124,6 +154,7 @@ class CloudBroker:
             timeout_disconnect_delay=0,
         )
         broker = Broker(config)
+        broker._subscriptions = _Subscriptions()  # see _Subscriptions
         await broker.start()
         self._broker, self._server, self._port = broker, server, port
         await server.start_serving()
@@ -157,6 +188,20 @@ class CloudBroker:
         """Until the device has no session."""
         await self._presence.wait_for(
             lambda: None if self.is_online(device) else True, timeout, f"end of {device}'s session"
+        )
+
+    def subscriptions(self, device: Device) -> list[str]:
+        """The topic filters the device's connected sessions hold, sorted; a filter held
+        twice (by two sessions) is listed twice. amqtt keeps the subscriptions of a closed
+        session until its client id connects again: those are left out."""
+        broker = self._broker
+        if broker is None:
+            return []
+        return sorted(
+            topic
+            for topic, holders in broker.subscriptions.items()
+            for session, _ in holders
+            if _device_of(session) == device.key and session.transitions.is_connected()
         )
 
     async def kick(self, device: Device, timeout: float) -> bool:
@@ -238,8 +283,11 @@ class CloudBroker:
             return _ADMIN
         # iotIds hold no "&"; a client id with "|" or a "dn&pk" user name means a signed CONNECT.
         if "|" in client_id or "&" in username:
-            return check_signed_connect(self._registry, client_id, username, password)
-        return check_token_connect(self._registry, client_id, username, password)
+            device = check_signed_connect(self._registry, client_id, username, password)
+        else:
+            device = check_token_connect(self._registry, client_id, username, password)
+        self._registry.accepted(password or "")
+        return device
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         broker = self._broker
@@ -265,3 +313,8 @@ class CloudBroker:
                 del self._online[key]
                 _LOGGER.info("%s/%s offline", *key)
                 await self._presence.changed()
+
+
+def _device_of(session: Session) -> DeviceKey | None:
+    identity = session.attributes.get(_IDENTITY)
+    return identity.key if isinstance(identity, Device) else None

@@ -83,6 +83,16 @@ class AliyunCloud:
         """Register a device."""
         return self._registry.add(product_key, device_name, device_secret)
 
+    def secrets(self) -> set[str]:
+        """What must never be logged: device secrets, issued iotTokens, the credentials
+        devices were let in with, the service password."""
+        return self._registry.secrets() | {self._broker.admin_password}
+
+    def subscriptions(self, device: Device) -> list[str]:
+        """The topic filters the device's connected sessions hold, sorted (twice if held
+        twice)."""
+        return self._broker.subscriptions(device)
+
     def uplinks(self, device: Device) -> list[Uplink]:
         """Posts and replies the device sent, oldest first (bounded)."""
         return self._alink.uplinks(device)
@@ -96,6 +106,16 @@ class AliyunCloud:
         return await self._alink.request(
             device, f"{SERVICE_PREFIX}{service_id}", f"thing.service.{service_id}", params
         )
+
+    async def publish_raw(self, device: Device, suffix: str, payload: bytes) -> None:
+        """Publish any bytes on ``/sys/{pk}/{dn}/{suffix}``: for what a well-behaved cloud
+        never sends."""
+        await self._alink.publish_raw(device, suffix, payload)
+
+    def refuse_posts(self, device: Device, code: int, message: str, count: int = 1) -> None:
+        """Answer the device's next ``count`` well-formed posts with ``code`` and ``message``,
+        as Aliyun answers one it does not take (a thing model mismatch, throttling)."""
+        self._alink.refuse_posts(device, code, message, count)
 
     async def wait_post(
         self,

@@ -55,6 +55,7 @@ class HttpAuthServer:
                 AuthFailure("http", form.get("clientId", ""), username, refused.reason)
             )
             return web.json_response({"code": refused.code, "data": {}, "message": refused.reason})
+        self._registry.accepted(form["sign"])
         token = self._registry.issue_token(device, form["clientId"])
         data = {"iotId": token.iot_id, "iotToken": token.iot_token}
         return web.json_response({"code": 200, "data": data, "message": "success"})

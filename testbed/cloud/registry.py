@@ -47,6 +47,7 @@ class DeviceRegistry:
     def __init__(self) -> None:
         self._devices: dict[DeviceKey, Device] = {}
         self._tokens: dict[str, IotToken] = {}
+        self._accepted: set[str] = set()
 
     def add(self, product_key: str, device_name: str, device_secret: str) -> Device:
         """Register a device (a new secret replaces the old one, as a console reset does)."""
@@ -73,3 +74,14 @@ class DeviceRegistry:
     def token(self, iot_id: str) -> IotToken | None:
         """The token issued under ``iot_id``, if any."""
         return self._tokens.get(iot_id)
+
+    def accepted(self, credential: str) -> None:
+        """Note a credential a device was let in with (an MQTT password, an HTTP auth sign):
+        derived from the secret, it authenticates the device just as well."""
+        if credential:
+            self._accepted.add(credential)
+
+    def secrets(self) -> set[str]:
+        """Every secret in play: device secrets, issued iotTokens, accepted credentials."""
+        devices = {device.device_secret for device in self._devices.values()}
+        return devices | {token.iot_token for token in self._tokens.values()} | self._accepted

@@ -21,7 +21,7 @@ def build(argv: Sequence[str] | None = None) -> ModuleEmulator:
     parser.add_argument("--mqtt-port", required=True, type=int, help="the local cloud's MQTT")
     parser.add_argument("--mqtt-host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, help="the local cloud's HTTP auth endpoint")
-    parser.add_argument("--baudrate", type=int, help="pace output as on a real line")
+    parser.add_argument("--baudrate", type=int, help="pace both directions as on a real line")
     parser.add_argument("--firmware", help="revision string the module reports")
     parser.add_argument("--no-echo", action="store_true", help="start with ATE0")
     args = parser.parse_args(argv)

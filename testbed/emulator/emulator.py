@@ -36,7 +36,8 @@ class ModuleEmulator(FaultKnobs):
     ``personality`` is a dialect name (``"quectel"``...) or a ``Personality`` class. The
     module's MQTT goes to the local cloud at ``mqtt_host:mqtt_port`` whatever host it is
     told; ``http_port`` is the local cloud's HTTP endpoint for personalities with an HTTP
-    client. ``baudrate`` paces what the host receives (10 bits a byte); ``firmware``
+    client. ``baudrate`` paces both directions (10 bits a byte): the host gets the module's
+    bytes, and the module the host's, when they would have crossed the line; ``firmware``
     overrides the personality's revision string.
     """
 

@@ -2,6 +2,8 @@
 
 The emulator keeps both ends open, so a host closing (or never opening) the port doesn't end
 the emulator's side. I/O runs on the event loop (``add_reader``/``add_writer``), no threads.
+With a baud rate, both directions cost wire time: what the module writes reaches the host,
+and what the host writes reaches the module, only when it would have crossed a real line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from pathlib import Path
 import tty
 
-_BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
+from .pacer import Pacer
 
 
 class PtyPort:
@@ -24,11 +26,11 @@ class PtyPort:
     ) -> None:
         self.link = link
         self._on_data = on_data
-        self._baudrate = baudrate
         self._fds: tuple[int, int] | None = None  # (master, slave)
         self._out = bytearray()  # bytes the OS would not take yet
-        self._paced = bytearray()  # bytes waiting for their time on the wire
-        self._pacer: asyncio.Task[None] | None = None
+        # Bytes on the wire: to the host (tx) and from it (rx).
+        self._tx = Pacer(baudrate, self._send) if baudrate else None
+        self._rx = Pacer(baudrate, on_data) if baudrate else None
 
     @property
     def is_open(self) -> bool:
@@ -58,11 +60,10 @@ class PtyPort:
         loop = asyncio.get_running_loop()
         loop.remove_reader(master)
         loop.remove_writer(master)
-        if self._pacer is not None:
-            self._pacer.cancel()
-            self._pacer = None
+        for pacer in (self._tx, self._rx):
+            if pacer is not None:
+                pacer.clear()
         self._out.clear()
-        self._paced.clear()
         os.close(master)
         os.close(slave)
         with contextlib.suppress(FileNotFoundError):
@@ -72,13 +73,10 @@ class PtyPort:
         """Send ``data`` to the host, paced at the baud rate if one is set; dropped when closed."""
         if self._fds is None or not data:
             return
-        if self._baudrate is None:
-            self._out += data
-            self._flush()
-            return
-        self._paced += data
-        if self._pacer is None:
-            self._pacer = asyncio.create_task(self._pace(self._baudrate))
+        if self._tx is None:
+            self._send(data)
+        else:
+            self._tx.feed(data)
 
     def _readable(self) -> None:
         if self._fds is None:
@@ -87,8 +85,16 @@ class PtyPort:
             data = os.read(self._fds[0], 4096)
         except (BlockingIOError, InterruptedError):
             return
-        if data:
+        if not data:
+            return
+        if self._rx is None:
             self._on_data(data)
+        else:
+            self._rx.feed(data)
+
+    def _send(self, data: bytes) -> None:
+        self._out += data
+        self._flush()
 
     def _flush(self) -> None:
         if self._fds is None:
@@ -104,21 +110,3 @@ class PtyPort:
             loop.add_writer(master, self._flush)  # the host isn't reading: wait for room
         else:
             loop.remove_writer(master)
-
-    async def _pace(self, baudrate: int) -> None:
-        # About 10 ms worth of bytes per step; each step is delivered when it would have
-        # finished arriving on a real wire.
-        chunk = max(1, baudrate // 1000)
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        try:
-            while self._paced:
-                piece = bytes(self._paced[:chunk])
-                del self._paced[:chunk]
-                due = max(due, loop.time()) + len(piece) * _BITS_PER_BYTE / baudrate
-                await asyncio.sleep(due - loop.time())
-                self._out += piece
-                self._flush()
-        finally:
-            if self._pacer is asyncio.current_task():
-                self._pacer = None

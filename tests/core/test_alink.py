@@ -323,3 +323,13 @@ def test_parse_reply_of_a_refused_post() -> None:
 def test_parse_reply_refuses_malformed_payloads(payload: bytes, message: str) -> None:
     with pytest.raises(AlinkError, match=re.escape(message)):
         parse_reply(payload)
+
+
+def test_message_ids_from_the_clock_do_not_repeat_an_earlier_start() -> None:
+    start = 1_700_000_000_000
+    first_run = MessageIds.from_clock(start)
+    # Ten seconds at Aliyun's most (30 a second), then a restart.
+    sent = {int(first_run.next()) for _ in range(300)}
+    restarted = MessageIds.from_clock(start + 10_000)
+    assert all(int(restarted.next()) not in sent for _ in range(300))
+    assert MessageIds.from_clock(4_294_967_295 * 3 - 1).next() == "4294967295"

@@ -11,7 +11,12 @@ import tty
 
 import pytest
 
-from custom_components.aliyun_iot_at.core.channel import AtChannel, UrcSpec, parse_fields
+from custom_components.aliyun_iot_at.core.channel import (
+    AtChannel,
+    ResultLine,
+    UrcSpec,
+    parse_fields,
+)
 from custom_components.aliyun_iot_at.core.dialects.base import parse_length_framed
 from custom_components.aliyun_iot_at.core.errors import (
     AtCommandError,
@@ -19,6 +24,7 @@ from custom_components.aliyun_iot_at.core.errors import (
     CmeError,
     CmsError,
     ModuleRestarted,
+    NoResult,
     PortError,
 )
 from custom_components.aliyun_iot_at.core.transport import open_channel
@@ -281,6 +287,61 @@ async def test_waiter_timeout(channel: AtChannel) -> None:
     waiter = channel.expect("+QMTCONN:")
     with pytest.raises(AtTimeout):
         await waiter.wait(0.05)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "line", "rest"),
+    [
+        ("+QMTPUBEX: 0,5,", "+QMTPUBEX: 0,5,0", "0"),
+        ("+QMTPUBEX: 0,5,", "+QMTPUBEX:0,5,0", "0"),
+        ("+QMTPUBEX:0,5,", "+QMTPUBEX: 0,5,2", "2"),
+        ("+HTTPACTION:", "+HTTPACTION: 1,200,56", "1,200,56"),
+        ("+HTTPACTION:", "+HTTPACTION:1,200,56", "1,200,56"),
+        ("SUBACK", "SUBACK", ""),
+    ],
+)
+async def test_result_prefixes_match_with_or_without_a_space_after_the_colon(
+    wire: Wire, channel: AtChannel, prefix: str, line: str, rest: str
+) -> None:
+    task = asyncio.create_task(
+        channel.request("AT+X", results=("+OTHER:", prefix), result_timeout=1.0)
+    )
+    await wire.command()
+    wire.say(b"\r\nOK\r\n\r\n" + line.encode() + b"\r\n")
+    assert await task == ResultLine(prefix, line, rest)
+
+
+@pytest.mark.parametrize("line", ["+QMTPUBEX: 0,50,0", "+QMTPUBEX:  0,5,0", "+QMTPUBEX 0,5,0"])
+async def test_other_lines_are_no_result(wire: Wire, channel: AtChannel, line: str) -> None:
+    channel.add_secret("s3cr3t")
+    task = asyncio.create_task(
+        channel.request("AT+X=s3cr3t", results=("+QMTPUBEX: 0,5,",), result_timeout=0.2)
+    )
+    await wire.command()
+    wire.say(b"\r\nOK\r\n\r\n" + line.encode() + b"\r\n")
+    with pytest.raises(NoResult, match=r"^AT\+X=\*+: no '\+QMTPUBEX: 0,5,' within 0\.2 s$"):
+        await task
+    assert not channel._waiters  # none left behind
+
+
+async def test_a_result_before_the_ok_counts_and_the_first_given_wins(
+    wire: Wire, channel: AtChannel
+) -> None:
+    task = asyncio.create_task(
+        channel.request("AT+X", results=("+A:", "+B:"), timeout=1.0, result_timeout=1.0)
+    )
+    await wire.command()
+    wire.say(b"\r\n+B: 2\r\n+A: 1\r\nOK\r\n")
+    assert await task == ResultLine("+A:", "+A: 1", "1")
+
+
+async def test_a_failed_request_leaves_no_waiter(wire: Wire, channel: AtChannel) -> None:
+    task = asyncio.create_task(channel.request("AT+X", results=("+A:",), result_timeout=1.0))
+    await wire.command()
+    wire.say(b"\r\n+CME ERROR: 3\r\n")
+    with pytest.raises(CmeError):
+        await task
+    assert not channel._waiters  # none left behind
 
 
 async def test_port_loss_fails_pending_work(wire: Wire) -> None:

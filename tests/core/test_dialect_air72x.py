@@ -30,6 +30,8 @@ from custom_components.aliyun_iot_at.core.dialects.base import (
 )
 from custom_components.aliyun_iot_at.core.errors import AuthRefused, LinkError, UnsafeValue
 
+from .conftest import Events
+
 # The seed's example device.
 PK = "b0FMK1Ga5cp"
 DN = "862991419835241"
@@ -39,25 +41,10 @@ IOT_TOKEN = "613d9cb0946741df98db1c50255a9dd0"
 TOPIC = f"/sys/{PK}/{DN}/thing/service/property/set"
 
 
-class Events:
-    """What the link would be told."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.lost: list[str] = []
-
-    def message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-
-    def link_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-
-
 @pytest.fixture
-async def fed() -> tuple[AtChannel, Air72xDialect, Events]:
+async def fed(events: Events) -> tuple[AtChannel, Air72xDialect, Events]:
     """A dialect on a channel fed by hand (no port): what the module says goes straight in."""
     channel = AtChannel()
-    events = Events()
     return channel, Air72xDialect(channel, LinkSettings(DeviceIdentity(PK, DN, DS)), events), events
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 import contextlib
 from pathlib import Path
@@ -24,7 +23,6 @@ from custom_components.aliyun_iot_at.core.dialects.me3630 import (
     Me3630,
     auth_command,
     firmware_version,
-    ntp_request,
     parse_publish,
     publish_command,
     subscribe_command,
@@ -36,11 +34,12 @@ from custom_components.aliyun_iot_at.core.errors import (
     NoNetwork,
     UnsafeValue,
 )
-from custom_components.aliyun_iot_at.core.transport import open_channel
 from testbed.cloud import AliyunCloud, Device
 from testbed.emulator import ModuleEmulator
 from testbed.emulator.host import HostPort
 from testbed.emulator.me3630 import Me3630 as Me3630Module
+
+from .conftest import Events, emulated
 
 # The manual's own example triple.
 PK = "tE5jVn6MWfi"
@@ -48,29 +47,6 @@ DN = "l1mKM0xGE6ia1KifkKaS"
 DS = "3JfdFK4B56bRWfR5SSiEaaJYGO7PsSRh"
 SETTINGS = LinkSettings(DeviceIdentity(PK, DN, DS))
 TOPIC = f"/{PK}/{DN}/data"
-
-
-class Inbox:
-    """The link's side of the dialect: what the dialect reported."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.lost: list[str] = []
-        self._arrived = asyncio.Event()
-
-    def message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-        self._arrived.set()
-
-    def link_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-
-    async def next(self, timeout: float = 5.0) -> InboundMessage:
-        async with asyncio.timeout(timeout):
-            while not self.messages:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.messages.pop(0)
 
 
 def test_registered_under_its_name() -> None:
@@ -222,11 +198,10 @@ def test_parse_publish_refuses_malformed(text: str) -> None:
     assert parse_publish(text) is None
 
 
-async def test_inbound_messages_are_cut_by_their_length() -> None:
+async def test_inbound_messages_are_cut_by_their_length(events: Events) -> None:
     """Bytes in arbitrary pieces: the message's own CR/LF, quotes and 'OK' stay inside it."""
     channel = AtChannel()
-    inbox = Inbox()
-    Me3630(channel, SETTINGS, inbox)
+    Me3630(channel, SETTINGS, events)
     body = '{"method":"thing.service.property.set","params":{"t":"a,\\"b\\"\r\nOK\r\n温"}}'
     payload = body.encode()
     stream = (
@@ -236,13 +211,7 @@ async def test_inbound_messages_are_cut_by_their_length() -> None:
     )
     for start in range(0, len(stream), 7):
         channel.data_received(stream[start : start + 7])
-    assert inbox.messages == [InboundMessage(TOPIC, payload), InboundMessage("/t", b"hi")]
-
-
-def test_ntp_probe() -> None:
-    topic, payload = ntp_request(SETTINGS, 1700000000123)
-    assert topic == f"/ext/ntp/{PK}/{DN}/request"
-    assert payload == b'{"deviceSendTime":"1700000000123"}'
+    assert events.messages == [InboundMessage(TOPIC, payload), InboundMessage("/t", b"hi")]
 
 
 @pytest.mark.parametrize(
@@ -271,8 +240,8 @@ class Session:
     def __init__(self, module: ModuleEmulator, channel: AtChannel, settings: LinkSettings):
         self.module = module
         self.channel = channel
-        self.inbox = Inbox()
-        self.dialect = Me3630(channel, settings, self.inbox)
+        self.events = Events()
+        self.dialect = Me3630(channel, settings, self.events)
 
     @property
     def personality(self) -> Me3630Module:
@@ -295,15 +264,8 @@ def device(cloud: AliyunCloud) -> Device:
 async def _session(
     tmp_path: Path, mqtt_port: int, settings: LinkSettings = SETTINGS, firmware: str | None = None
 ) -> AsyncIterator[Session]:
-    async with ModuleEmulator(
-        "me3630", link=tmp_path / "ttyME3630", mqtt_port=mqtt_port, firmware=firmware
-    ) as module:
-        channel = await open_channel(str(module.path))
-        try:
-            yield Session(module, channel, settings)
-        finally:
-            channel.close()
-            await channel.wait_closed()
+    async with emulated("me3630", tmp_path / "tty", mqtt_port, firmware=firmware) as running:
+        yield Session(*running, settings)
 
 
 @pytest.fixture
@@ -313,14 +275,14 @@ async def session(tmp_path: Path, cloud: AliyunCloud, device: Device) -> AsyncIt
 
 
 @pytest.fixture
-async def offline(tmp_path: Path, socket_enabled: None) -> AsyncIterator[Session]:
-    """The module with no cloud behind it (nothing listens on port 1)."""
-    async with _session(tmp_path, 1) as running:
+async def offline(tmp_path: Path, offline_port: int) -> AsyncIterator[Session]:
+    """The module with no cloud behind it."""
+    async with _session(tmp_path, offline_port) as running:
         yield running
 
 
-async def test_old_firmware_is_refused(tmp_path: Path) -> None:
-    async with _session(tmp_path, 1, firmware="AL_ME3630C1CV0.9B05") as old:
+async def test_old_firmware_is_refused(tmp_path: Path, offline_port: int) -> None:
+    async with _session(tmp_path, offline_port, firmware="AL_ME3630C1CV0.9B05") as old:
         with pytest.raises(LinkError, match=r"AL_ME3630C1CV0\.9B05 .*AL_ME3630C1CV1\.0B01 or"):
             await old.dialect.initialize()
 
@@ -422,7 +384,7 @@ async def test_messages_travel_both_ways_intact(session: Session) -> None:
     body = '{"a":"x,y","q":"\\"OK\\"","t":"温度"}\r\nOK\r\n+CLOUDPUBLISH:9,/x,1,z'
     payload = (body + "#" * (255 - len(body.encode()))).encode()
     await session.dialect.publish(TOPIC, payload, qos=1)
-    assert await session.inbox.next() == InboundMessage(TOPIC, payload)
+    assert await session.events.next_message() == InboundMessage(TOPIC, payload)
     assert session.module.received[-1] == f"AT+CLOUDPUB={TOPIC},1,255"
 
 
@@ -432,7 +394,7 @@ async def test_silent_drop_is_found_by_the_probe(session: Session, cloud: Aliyun
     assert session.module.received[-1].startswith(f"AT+CLOUDPUB=/ext/ntp/{PK}/{DN}/request,0,")
     await session.module.drop_link()
     assert not await session.dialect.is_connected()
-    assert session.inbox.lost == []  # the module said nothing
+    assert session.events.lost == []  # the module said nothing
 
 
 async def test_kick_is_found_by_the_probe(

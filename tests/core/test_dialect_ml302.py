@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 import logging
 from pathlib import Path
-import socket
 
 import pytest
 
 from custom_components.aliyun_iot_at.core.channel import AtChannel
-from custom_components.aliyun_iot_at.core.dialects import dialect_class, ml302
+from custom_components.aliyun_iot_at.core.dialects import dialect_class
 from custom_components.aliyun_iot_at.core.dialects.base import (
     DeviceIdentity,
     Endpoint,
@@ -23,7 +22,6 @@ from custom_components.aliyun_iot_at.core.dialects.ml302 import (
     Ml302Dialect,
     configure_commands,
     describe,
-    ntp_topic,
     parse_recv,
     publish_command,
     region_code,
@@ -39,8 +37,9 @@ from custom_components.aliyun_iot_at.core.errors import (
     SimNotReady,
     UnsafeValue,
 )
-from custom_components.aliyun_iot_at.core.transport import open_channel
 from testbed.emulator import ModuleEmulator
+
+from .conftest import Events
 
 PK = "a1pnQWj9dvs"
 DN = "test"
@@ -194,10 +193,6 @@ def test_parse_recv_refuses_malformed(line: str) -> None:
     assert parse_recv(line) is None
 
 
-def test_ntp_probe_topic() -> None:
-    assert ntp_topic(settings()) == f"/ext/ntp/{PK}/{DN}/request"
-
-
 def test_describe_names_the_manual_meaning() -> None:
     cme = CmeError("AT+ALYMQTTOPEN", "+CME ERROR: 704", "CME", 704)
     assert describe(cme) == "+CME ERROR: 704 (no device secret)"
@@ -207,63 +202,22 @@ def test_describe_names_the_manual_meaning() -> None:
 # --- against the emulated module over a pty (no cloud: the broker port is closed) ----------
 
 
-class Inbox:
-    """The link's side of the dialect: what the dialect reported."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.lost: list[str] = []
-
-    def message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-
-    def link_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The attach steps give up at their first failure instead of waiting for the network."""
-    monkeypatch.setattr(ml302, "ATTACH", tuple(replace(step, poll=0.0) for step in ml302.ATTACH))
-
-
-@pytest.fixture
-async def module(tmp_path: Path, socket_enabled: None) -> AsyncIterator[ModuleEmulator]:
-    emulator = ModuleEmulator("ml302", link=tmp_path / "ttyML302", mqtt_port=closed_port())
-    async with emulator:
+async def module(tmp_path: Path, offline_port: int) -> AsyncIterator[ModuleEmulator]:
+    async with ModuleEmulator("ml302", link=tmp_path / "tty", mqtt_port=offline_port) as emulator:
         yield emulator
 
 
-@pytest.fixture
-async def channel(module: ModuleEmulator) -> AsyncIterator[AtChannel]:
-    opened = await open_channel(str(module.path))
-    yield opened
-    opened.close()
-    await opened.wait_closed()
-
-
-@pytest.fixture
-def inbox() -> Inbox:
-    return Inbox()
-
-
-async def new_dialect(channel: AtChannel, inbox: Inbox, link: LinkSettings) -> Ml302Dialect:
-    dialect = Ml302Dialect(channel, link, inbox)
+async def new_dialect(channel: AtChannel, events: Events, link: LinkSettings) -> Ml302Dialect:
+    dialect = Ml302Dialect(channel, link, events)
     await dialect.initialize()
     return dialect
 
 
 async def test_connect_configures_the_module_before_opening(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings(Endpoint("us-west-1", tls=True)))
+    dialect = await new_dialect(channel, events, settings(Endpoint("us-west-1", tls=True)))
     await dialect.attach()
     with pytest.raises(NoNetwork, match="700 \\(network error\\)"):
         await dialect.connect()  # the broker cannot be reached: +CME ERROR: 700
@@ -288,12 +242,12 @@ async def test_connect_configures_the_module_before_opening(
 async def test_open_failures_are_typed(
     module: ModuleEmulator,
     channel: AtChannel,
-    inbox: Inbox,
+    events: Events,
     answer: str,
     error: type[LinkError],
     text: str,
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+    dialect = await new_dialect(channel, events, settings())
     module.fail_next("AT+ALYMQTTOPEN", answer)
     with pytest.raises(error, match=text) as caught:
         await dialect.connect()
@@ -301,9 +255,9 @@ async def test_open_failures_are_typed(
 
 
 async def test_a_plain_error_off_network_is_no_network(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+    dialect = await new_dialect(channel, events, settings())
     module.fail_next("AT+ALYMQTTOPEN", "ERROR")
     module.registered = False
     with pytest.raises(NoNetwork):
@@ -311,9 +265,9 @@ async def test_a_plain_error_off_network_is_no_network(
 
 
 async def test_a_refused_configuration_names_the_command_without_the_secret(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+    dialect = await new_dialect(channel, events, settings())
     module.fail_next("AT+ALYDEVICESECRET", "+CME ERROR: 706")
     with pytest.raises(LinkError, match="operation not allowed") as caught:
         await dialect.connect()
@@ -322,18 +276,17 @@ async def test_a_refused_configuration_names_the_command_without_the_secret(
 
 
 async def test_a_typed_host_is_refused_before_anything_is_sent(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
     custom = Endpoint(host="iot-06z00abc.mqtt.iothub.aliyuncs.com")
-    dialect = await new_dialect(channel, inbox, settings(custom))
+    dialect = await new_dialect(channel, events, settings(custom))
     with pytest.raises(LinkError, match="only knows Aliyun's public regions"):
         await dialect.connect()
     assert not [line for line in module.received if line.startswith("AT+ALY")]
 
 
-@pytest.mark.usefixtures("fast_polls")
-async def test_attach_failures(module: ModuleEmulator, channel: AtChannel, inbox: Inbox) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+async def test_attach_failures(module: ModuleEmulator, channel: AtChannel, events: Events) -> None:
+    dialect = await new_dialect(channel, events, replace(settings(), attach_timeout=0))
     module.registered = False
     with pytest.raises(NoNetwork, match="CEREG"):
         await dialect.attach()
@@ -342,8 +295,10 @@ async def test_attach_failures(module: ModuleEmulator, channel: AtChannel, inbox
         await dialect.attach()
 
 
-async def test_without_a_session_mqtt_commands_fail_typed(channel: AtChannel, inbox: Inbox) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+async def test_without_a_session_mqtt_commands_fail_typed(
+    channel: AtChannel, events: Events
+) -> None:
+    dialect = await new_dialect(channel, events, settings())
     with pytest.raises(PublishFailed, match="705 \\(invalid operation\\)"):
         await dialect.publish(TOPIC, b"{}")
     with pytest.raises(LinkError, match="subscribing to"):
@@ -354,9 +309,9 @@ async def test_without_a_session_mqtt_commands_fail_typed(channel: AtChannel, in
 
 
 async def test_the_probe_is_a_tiny_ntp_request(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+    dialect = await new_dialect(channel, events, settings())
     await dialect.is_connected()
     probe = module.received[-1]
     prefix = f'AT+ALYMQTTPUB="/ext/ntp/{PK}/{DN}/request",0,"{{\\"deviceSendTime\\":\\"'
@@ -365,24 +320,24 @@ async def test_the_probe_is_a_tiny_ntp_request(
 
 
 async def test_messages_arrive_even_inside_a_command_answer(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings())
+    dialect = await new_dialect(channel, events, settings())
     module.urc_inside_next(f'+MQTTRECV:{TOPIC},{{"a":"x,y","q":"say \\"hi\\""}}')
     assert await dialect.is_connected() is False  # the probe's 705 is still its answer
     module.inject(f"\r\n+MQTTRECV:{TOPIC},温度,1\r\n".encode())
     await channel.command("AT")  # the URC was read before this answer
-    assert inbox.messages == [
+    assert events.messages == [
         InboundMessage(TOPIC, b'{"a":"x,y","q":"say \\"hi\\""}'),
         InboundMessage(TOPIC, "温度,1".encode()),
     ]
 
 
 async def test_the_secret_never_reaches_the_log(
-    channel: AtChannel, inbox: Inbox, caplog: pytest.LogCaptureFixture
+    channel: AtChannel, events: Events, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    dialect = await new_dialect(channel, inbox, settings())
+    dialect = await new_dialect(channel, events, settings())
     with pytest.raises(NoNetwork):
         await dialect.connect()
     assert "AT+ALYDEVICESECRET" in caplog.text

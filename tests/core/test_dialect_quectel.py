@@ -12,9 +12,8 @@ import socket
 import pytest
 
 from custom_components.aliyun_iot_at.core.channel import AtChannel
-from custom_components.aliyun_iot_at.core.dialects import dialect_class, guess_dialect, quectel
+from custom_components.aliyun_iot_at.core.dialects import dialect_class, guess_dialect
 from custom_components.aliyun_iot_at.core.dialects.base import (
-    SIM_READY,
     DeviceIdentity,
     Endpoint,
     InboundMessage,
@@ -46,9 +45,10 @@ from custom_components.aliyun_iot_at.core.errors import (
     SimNotReady,
     UnsafeValue,
 )
-from custom_components.aliyun_iot_at.core.transport import open_channel
 from testbed.cloud import AliyunCloud
 from testbed.emulator import ModuleEmulator
+
+from .conftest import Events, emulated
 
 # The seed's own example triple and topics.
 PK = "a1wFylTxYeD"
@@ -284,73 +284,25 @@ def test_an_accepted_connect_is_no_failure() -> None:
 # --- against the emulated module over a pty ------------------------------------------------
 
 
-class Inbox:
-    """The link's side of the dialect: what the dialect reported."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.lost: list[str] = []
-
-    def message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-
-    def link_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The attach steps give up at their first failure instead of waiting for the network."""
-    monkeypatch.setattr(quectel, "SIM_READY", replace(SIM_READY, poll=0.0))
-    registered = tuple(replace(step, poll=0.0) for step in quectel.REGISTERED)
-    monkeypatch.setattr(quectel, "REGISTERED", registered)
-
-
-@pytest.fixture
-def mqtt_port(socket_enabled: None) -> int:
+async def module(tmp_path: Path, offline_port: int) -> AsyncIterator[ModuleEmulator]:
     """No broker: the module's MQTT cannot get through (tests needing one use ``cloud``)."""
-    return closed_port()
-
-
-@pytest.fixture
-async def module(tmp_path: Path, mqtt_port: int) -> AsyncIterator[ModuleEmulator]:
-    emulator = ModuleEmulator("quectel", link=tmp_path / "ttyUSB2", mqtt_port=mqtt_port)
-    async with emulator:
+    async with ModuleEmulator("quectel", link=tmp_path / "tty", mqtt_port=offline_port) as emulator:
         yield emulator
 
 
-@pytest.fixture
-async def channel(module: ModuleEmulator) -> AsyncIterator[AtChannel]:
-    opened = await open_channel(str(module.path))
-    yield opened
-    opened.close()
-    await opened.wait_closed()
-
-
-@pytest.fixture
-def inbox() -> Inbox:
-    return Inbox()
-
-
 async def new_dialect(
-    channel: AtChannel, inbox: Inbox, link: LinkSettings | None = None
+    channel: AtChannel, events: Events, link: LinkSettings | None = None
 ) -> QuectelDialect:
-    dialect = QuectelDialect(channel, link or settings(), inbox)
+    dialect = QuectelDialect(channel, link or settings(), events)
     await dialect.initialize()
     return dialect
 
 
 async def test_attach_follows_the_seed(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings(apn="CMIOT"))
+    dialect = await new_dialect(channel, events, settings(apn="CMIOT"))
     await dialect.attach()
     assert module.received[-4:] == [
         "AT+CPIN?",
@@ -365,25 +317,24 @@ async def test_attach_follows_the_seed(
 
 
 async def test_without_an_apn_the_modules_default_stays(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     await dialect.attach()
     assert not any(line.startswith("AT+QICSGP") for line in module.received)
 
 
 async def test_registered_on_gprs_only_will_do(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     module.fail_next("AT+CEREG?", "ERROR")
     await dialect.attach()
     assert module.received[-3:] == ["AT+CEREG?", "AT+CGREG?", "AT+QIACT=1"]
 
 
-@pytest.mark.usefixtures("fast_polls")
-async def test_attach_failures(module: ModuleEmulator, channel: AtChannel, inbox: Inbox) -> None:
-    dialect = await new_dialect(channel, inbox)
+async def test_attach_failures(module: ModuleEmulator, channel: AtChannel, events: Events) -> None:
+    dialect = await new_dialect(channel, events, replace(settings(), attach_timeout=0))
     module.registered = False
     with pytest.raises(NoNetwork, match="CGREG"):
         await dialect.attach()
@@ -393,18 +344,18 @@ async def test_attach_failures(module: ModuleEmulator, channel: AtChannel, inbox
 
 
 async def test_a_context_that_cannot_come_up_is_no_network(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     module.fail_next("AT+QIACT=1", "+CME ERROR: 30")  # no network service
     with pytest.raises(NoNetwork, match="AT\\+QIACT=1: \\+CME ERROR: 30"):
         await dialect.attach()
 
 
 async def test_connect_sends_the_seeds_sequence(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings(Endpoint("us-west-1", tls=True)))
+    dialect = await new_dialect(channel, events, settings(Endpoint("us-west-1", tls=True)))
     with pytest.raises(LinkError, match="got no answer: \\+QMTCONN: 0,2"):
         await dialect.connect()  # nothing listens behind the module
     host = f"{PK}.iot-as-mqtt.us-west-1.aliyuncs.com"
@@ -417,10 +368,10 @@ async def test_connect_sends_the_seeds_sequence(
 
 
 async def test_a_client_left_open_is_closed_and_opened_again(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
     await channel.command('AT+QMTOPEN=0,"left.over",1883')
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     with pytest.raises(LinkError, match="got no answer"):
         await dialect.connect()
     opens = [line for line in module.received if line.startswith("AT+QMTOPEN=0,")]
@@ -429,47 +380,42 @@ async def test_a_client_left_open_is_closed_and_opened_again(
 
 
 async def test_open_results_reach_the_user(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox, settings(Endpoint(host="no such host")))
+    dialect = await new_dialect(channel, events, settings(Endpoint(host="no such host")))
     with pytest.raises(LinkError, match="cannot resolve no such host: \\+QMTOPEN: 0,4"):
         await dialect.connect()
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     module.registered = False
     with pytest.raises(NoNetwork, match="\\+QMTOPEN: 0,3"):
         await dialect.connect()
 
 
 async def test_a_connection_closed_during_connect_fails_it(
-    tmp_path: Path, socket_enabled: None, inbox: Inbox
+    tmp_path: Path, socket_enabled: None, events: Events
 ) -> None:
     with socket.socket() as silent:  # takes the TCP connection, never answers CONNECT
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         silent.setblocking(False)
         port = silent.getsockname()[1]
-        async with ModuleEmulator("quectel", link=tmp_path / "tty", mqtt_port=port) as module:
-            channel = await open_channel(str(module.path))
-            try:
-                dialect = await new_dialect(channel, inbox)
-                connecting = asyncio.create_task(dialect.connect())
-                # The module dials out once it took AT+QMTCONN.
-                peer, _ = await asyncio.get_running_loop().sock_accept(silent)
-                module.inject(b"\r\n+QMTSTAT: 0,4\r\n")
-                with pytest.raises(LinkError, match="closed during the MQTT CONNECT") as caught:
-                    await connecting
-            finally:
-                channel.close()
-                await channel.wait_closed()
+        async with emulated("quectel", tmp_path / "tty", port) as (module, channel):
+            dialect = await new_dialect(channel, events)
+            connecting = asyncio.create_task(dialect.connect())
+            # The module dials out once it took AT+QMTCONN.
+            peer, _ = await asyncio.get_running_loop().sock_accept(silent)
+            module.inject(b"\r\n+QMTSTAT: 0,4\r\n")
+            with pytest.raises(LinkError, match="closed during the MQTT CONNECT") as caught:
+                await connecting
         peer.close()
     assert "+QMTSTAT: 0,4 (receiving CONNACK timed out or failed)" in str(caught.value)
-    assert inbox.lost == []
+    assert events.lost == []
 
 
 async def test_a_refused_configuration_names_the_command_without_the_secret(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     module.fail_next('AT+QMTCFG="aliauth"', "ERROR")
     with pytest.raises(LinkError, match='AT\\+QMTCFG="aliauth"') as caught:
         await dialect.connect()
@@ -478,19 +424,19 @@ async def test_a_refused_configuration_names_the_command_without_the_secret(
 
 
 async def test_unsafe_values_are_refused_before_anything_is_sent(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
     bad_client = replace(settings(), client_id="a,b")
-    dialect = await new_dialect(channel, inbox, bad_client)
+    dialect = await new_dialect(channel, events, bad_client)
     with pytest.raises(UnsafeValue, match="client id"):
         await dialect.connect()
     assert not any(line.startswith("AT+QMT") for line in module.received)
 
 
 async def test_without_a_session_mqtt_commands_fail_typed(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     with pytest.raises(PublishFailed, match="publishing to"):
         await dialect.publish(POST_TOPIC, b"{}")
     with pytest.raises(LinkError, match="subscribing to"):
@@ -509,26 +455,26 @@ async def test_without_a_session_mqtt_commands_fail_typed(
 
 
 async def test_disconnect_closes_a_client_that_never_connected(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
     await channel.command('AT+QMTOPEN=0,"left.over",1883')
-    dialect = await new_dialect(channel, inbox)
+    dialect = await new_dialect(channel, events)
     await dialect.disconnect()
     assert module.received[-3:] == ["AT+QMTDISC=0", "AT+QMTOPEN?", "AT+QMTCLOSE=0"]
     assert await channel.command("AT+QMTOPEN?") == []
 
 
 async def test_messages_are_framed_by_their_length(
-    module: ModuleEmulator, channel: AtChannel, inbox: Inbox
+    module: ModuleEmulator, channel: AtChannel, events: Events
 ) -> None:
-    await new_dialect(channel, inbox)
+    await new_dialect(channel, events)
     payload = b'{"a":"x,\\"y\\""}\r\nOK\r\n+QMTSTAT: 0,1\r\n'
     urc = f'\r\n+QMTRECV: 0,0,"{SET_TOPIC}",{len(payload)},"'.encode() + payload + b'"\r\n'
     for start in range(0, len(urc), 7):  # in small pieces, as a slow port delivers it
         module.inject(urc[start : start + 7])
     await channel.command("AT")  # the URC was read before this answer
-    assert inbox.messages == [InboundMessage(SET_TOPIC, payload)]
-    assert inbox.lost == []
+    assert events.messages == [InboundMessage(SET_TOPIC, payload)]
+    assert events.lost == []
 
 
 # --- with the local cloud behind the module --------------------------------------------------
@@ -536,24 +482,20 @@ async def test_messages_are_framed_by_their_length(
 
 @pytest.fixture
 async def connected(
-    cloud: AliyunCloud, tmp_path: Path, inbox: Inbox
+    cloud: AliyunCloud, tmp_path: Path, events: Events
 ) -> AsyncIterator[tuple[ModuleEmulator, AtChannel, QuectelDialect]]:
     """A dialect with its session up, through the emulated module to the cloud."""
     cloud.add_device(PK, DN, DS)
-    emulator = ModuleEmulator("quectel", link=tmp_path / "ttyUSB3", mqtt_port=cloud.mqtt_port)
-    async with emulator:
-        channel = await open_channel(str(emulator.path))
-        dialect = await new_dialect(channel, inbox)
+    async with emulated("quectel", tmp_path / "tty", cloud.mqtt_port) as (emulator, channel):
+        dialect = await new_dialect(channel, events)
         await dialect.attach()
         await dialect.connect()
         await dialect.subscribe([SET_TOPIC, SET_TOPIC])  # a duplicate is subscribed once
         yield emulator, channel, dialect
-        channel.close()
-        await channel.wait_closed()
 
 
 async def test_a_connected_session(
-    connected: tuple[ModuleEmulator, AtChannel, QuectelDialect], inbox: Inbox
+    connected: tuple[ModuleEmulator, AtChannel, QuectelDialect], events: Events
 ) -> None:
     module, _, dialect = connected
     assert await dialect.is_connected() is True
@@ -569,26 +511,26 @@ async def test_a_connected_session(
 
 
 async def test_qmtstat_reports_the_loss_once_with_its_meaning(
-    connected: tuple[ModuleEmulator, AtChannel, QuectelDialect], inbox: Inbox
+    connected: tuple[ModuleEmulator, AtChannel, QuectelDialect], events: Events
 ) -> None:
     module, channel, _ = connected
     module.inject(b"\r\n+QMTSTAT: 3,1\r\n")  # another client: not ours
     module.inject(b"\r\n+QMTSTAT: 0,7\r\n\r\n+QMTSTAT: 0,1\r\n")
     await channel.command("AT")
-    assert inbox.lost == [
+    assert events.lost == [
         "the module reported +QMTSTAT: 0,7 (the link is not alive or the server is unavailable)"
     ]
 
 
 async def test_disconnect_ends_the_session(
-    cloud: AliyunCloud, connected: tuple[ModuleEmulator, AtChannel, QuectelDialect], inbox: Inbox
+    cloud: AliyunCloud, connected: tuple[ModuleEmulator, AtChannel, QuectelDialect], events: Events
 ) -> None:
     module, _, dialect = connected
     await dialect.disconnect()
     assert module.received[-2:] == ["AT+QMTDISC=0", "AT+QMTOPEN?"]  # DISC closed it as well
     assert await dialect.is_connected() is False
     assert not module.mqtt.connected
-    assert inbox.lost == []  # asked for: not a loss
+    assert events.lost == []  # asked for: not a loss
 
 
 async def test_the_secret_never_reaches_the_log(

@@ -39,33 +39,17 @@ from custom_components.aliyun_iot_at.core.errors import (
     UnsafeValue,
 )
 from custom_components.aliyun_iot_at.core.signing import mqtt_credentials
-from custom_components.aliyun_iot_at.core.transport import open_channel
 from custom_components.aliyun_iot_at.core.tsl import PROPERTY_POST
 from testbed.cloud import AliyunCloud, Device
 from testbed.emulator import ModuleEmulator
 from testbed.emulator.w800 import W800 as W800Module
 
+from .conftest import Events
+
 PK = "a1pnQWj9dvs"
 DN = "test"
 DS = "C5LTDEyQj6wMXh8KaNICzvCSgi69Ysj8"
 TOPIC = f"/sys/{PK}/{DN}/thing/service/property/set"
-
-
-class Recorder:
-    """The LinkEvents the dialect reports to."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.lost: list[str] = []
-        self.changed = asyncio.Event()
-
-    def message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-        self.changed.set()
-
-    def link_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-        self.changed.set()
 
 
 def test_registered_under_its_name() -> None:
@@ -182,7 +166,7 @@ def test_parse_subrecv_takes_the_counted_data() -> None:
 async def test_subrecv_urcs_are_framed_by_length() -> None:
     """Data with CR/LF, quotes, commas and an embedded "OK" line arrive intact, in chunks."""
     channel = AtChannel()
-    events = Recorder()
+    events = Events()
     W800(channel, LinkSettings(DeviceIdentity(PK, DN, DS)), events)
     first = b'{"params":{"PowerSwitch":1},"text":"a,\\"b\\"\r\nOK\r\n"}'
     second = "温度".encode()
@@ -200,7 +184,7 @@ async def test_subrecv_urcs_are_framed_by_length() -> None:
 
 async def test_disconnected_urc_is_a_loss_only_for_a_live_session() -> None:
     channel = AtChannel()
-    events = Recorder()
+    events = Events()
     W800(channel, LinkSettings(DeviceIdentity(PK, DN, DS)), events)
     # Before any session (e.g. the URC of our own AT+MQTTCLEAN): not a loss.
     channel.data_received(b"\r\n+MQTTDISCONNECTED:0\r\n")
@@ -221,22 +205,13 @@ async def module(tmp_path: Path, cloud: AliyunCloud) -> AsyncIterator[ModuleEmul
         yield emu
 
 
-@pytest.fixture
-async def channel(module: ModuleEmulator) -> AsyncIterator[AtChannel]:
-    channel = await open_channel(str(module.path), restart_lines=W800.restart_lines)
-    assert channel.is_open
-    yield channel
-    channel.close()
-    await channel.wait_closed()
-
-
-def make_dialect(channel: AtChannel, events: Recorder, endpoint: Endpoint | None = None) -> W800:
+def make_dialect(channel: AtChannel, events: Events, endpoint: Endpoint | None = None) -> W800:
     return W800(channel, LinkSettings(DeviceIdentity(PK, DN, DS), endpoint or Endpoint()), events)
 
 
 @pytest.fixture
-async def online(channel: AtChannel, device: Device) -> tuple[W800, Recorder]:
-    events = Recorder()
+async def online(channel: AtChannel, device: Device) -> tuple[W800, Events]:
+    events = Events()
     dialect = make_dialect(channel, events)
     await dialect.initialize()
     await dialect.attach()
@@ -245,7 +220,7 @@ async def online(channel: AtChannel, device: Device) -> tuple[W800, Recorder]:
 
 
 async def test_connect_sends_the_manuals_sequence(
-    cloud: AliyunCloud, device: Device, module: ModuleEmulator, online: tuple[W800, Recorder]
+    cloud: AliyunCloud, device: Device, module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     dialect, _ = online
     creds = mqtt_credentials(PK, DN, DS)
@@ -273,7 +248,7 @@ async def test_connect_sends_the_manuals_sequence(
 async def test_tls_uses_scheme_2_and_securemode_2(
     cloud: AliyunCloud, device: Device, module: ModuleEmulator, channel: AtChannel
 ) -> None:
-    dialect = make_dialect(channel, Recorder(), Endpoint(tls=True))
+    dialect = make_dialect(channel, Events(), Endpoint(tls=True))
     await dialect.initialize()
     await dialect.connect()
     assert 'AT+MQTTUSERCFG=0,2,"c","u","p",0,0,""' in module.received
@@ -287,7 +262,7 @@ async def test_the_password_is_masked_and_never_on_a_command_line(
     device: Device, module: ModuleEmulator, channel: AtChannel, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    dialect = make_dialect(channel, Recorder())
+    dialect = make_dialect(channel, Events())
     await dialect.initialize()
     await dialect.connect()
     password = mqtt_credentials(PK, DN, DS).password
@@ -299,7 +274,7 @@ async def test_the_password_is_masked_and_never_on_a_command_line(
 async def test_wifi_lost_just_before_connecting_is_not_a_refusal(
     device: Device, module: ModuleEmulator, channel: AtChannel
 ) -> None:
-    dialect = make_dialect(channel, Recorder())
+    dialect = make_dialect(channel, Events())
     await dialect.initialize()
     await dialect.attach()
     module.registered = False
@@ -308,7 +283,7 @@ async def test_wifi_lost_just_before_connecting_is_not_a_refusal(
 
 
 async def test_subscriptions_within_the_limit(
-    module: ModuleEmulator, online: tuple[W800, Recorder]
+    module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     dialect, _ = online
     topics = [f"/{PK}/{DN}/user/t{n}" for n in range(10)]
@@ -331,7 +306,7 @@ async def test_subscriptions_within_the_limit(
 
 
 async def test_publish_carries_any_bytes(
-    cloud: AliyunCloud, device: Device, online: tuple[W800, Recorder]
+    cloud: AliyunCloud, device: Device, online: tuple[W800, Events]
 ) -> None:
     dialect, _ = online
     text = 'a,"b"\r\n>OK\r\nERROR\x1a温度'
@@ -346,7 +321,7 @@ async def test_publish_carries_any_bytes(
 
 
 async def test_publish_refusals_send_nothing(
-    module: ModuleEmulator, online: tuple[W800, Recorder]
+    module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     dialect, _ = online
     sent = len(module.received)
@@ -366,7 +341,7 @@ async def test_publish_refusals_send_nothing(
 
 @pytest.mark.parametrize("final", ["+MQTTPUB:FAIL", "ERROR"])
 async def test_a_failed_publish_is_publish_failed(
-    module: ModuleEmulator, online: tuple[W800, Recorder], final: str
+    module: ModuleEmulator, online: tuple[W800, Events], final: str
 ) -> None:
     dialect, _ = online
     module.fail_next("AT+MQTTPUBRAW", final)
@@ -375,7 +350,7 @@ async def test_a_failed_publish_is_publish_failed(
 
 
 async def test_inbound_data_is_framed_by_length_even_inside_a_response(
-    module: ModuleEmulator, online: tuple[W800, Recorder]
+    module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     dialect, events = online
     text = '{"a":"x,y","q":"\\"hi\\""}\r\nOK\r\n+MQTTPUB:OK\r\n温度'
@@ -386,7 +361,7 @@ async def test_inbound_data_is_framed_by_length_even_inside_a_response(
 
 
 async def test_a_lost_session_is_reported_once(
-    module: ModuleEmulator, online: tuple[W800, Recorder]
+    module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     dialect, events = online
     await module.drop_link()
@@ -397,7 +372,7 @@ async def test_a_lost_session_is_reported_once(
 
 
 async def test_disconnect_is_not_a_loss(
-    module: ModuleEmulator, online: tuple[W800, Recorder]
+    module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     dialect, events = online
     await dialect.disconnect()
@@ -409,7 +384,7 @@ async def test_an_overlong_host_is_refused_before_sending(
     module: ModuleEmulator, channel: AtChannel
 ) -> None:
     endpoint = Endpoint(host="h" * 121 + ".example")
-    dialect = W800(channel, LinkSettings(DeviceIdentity(PK, DN, DS), endpoint), Recorder())
+    dialect = W800(channel, LinkSettings(DeviceIdentity(PK, DN, DS), endpoint), Events())
     with pytest.raises(UnsafeValue, match="longer than 128"):
         await dialect.connect()
     assert module.received == []
@@ -455,7 +430,7 @@ _JOINED = {"AT+CWJAP?": b'\r\n+CWJAP:"ssid","a4:56:02:7b:3c:11",6,-52\r\n\r\nOK\
 async def test_connect_outcomes(answer: bytes, up: bool) -> None:
     channel = AtChannel()
     ScriptedModule(channel, {**_PROMPTED, **_JOINED, "AT+MQTTCONN": answer})
-    events = Recorder()
+    events = Events()
     dialect = make_dialect(channel, events)
     if up:
         await dialect.connect()
@@ -467,7 +442,7 @@ async def test_connect_outcomes(answer: bytes, up: bool) -> None:
 
 
 async def test_reconnects_after_a_loss_by_cleaning_first(
-    cloud: AliyunCloud, device: Device, module: ModuleEmulator, online: tuple[W800, Recorder]
+    cloud: AliyunCloud, device: Device, module: ModuleEmulator, online: tuple[W800, Events]
 ) -> None:
     """With reconnect 0 the module refuses AT+MQTTCONN after a loss until AT+MQTTCLEAN."""
     dialect, events = online

@@ -29,13 +29,11 @@ be on its way). Example counts are set by the ``settings`` objects below; nothin
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 import json
 from pathlib import Path
-import socket
 import string
 from typing import Any
 
@@ -74,11 +72,12 @@ from custom_components.aliyun_iot_at.core.dialects.base import (
 )
 from custom_components.aliyun_iot_at.core.errors import AtError, LinkError, UnsafeValue
 from custom_components.aliyun_iot_at.core.link import Link, PortSettings
-from custom_components.aliyun_iot_at.core.transport import open_channel
 from testbed.cloud import AliyunCloud, Device
 from testbed.emulator import ModuleEmulator
 from testbed.emulator.parser import parse_command
 from testbed.emulator.w800 import split_escaped
+
+from .conftest import Events, emulated
 
 PK = "a1InjectPk"
 DN = "inject-dev"
@@ -579,20 +578,6 @@ PUBLISH = {
 }
 
 
-class Events:
-    """What the dialect reports: messages in a queue, and whether the session was lost."""
-
-    def __init__(self) -> None:
-        self.inbox: asyncio.Queue[InboundMessage] = asyncio.Queue()
-        self.lost: list[str] = []
-
-    def message(self, message: InboundMessage) -> None:
-        self.inbox.put_nowait(message)
-
-    def link_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-
-
 @dataclass
 class Bench:
     """A dialect connected through a pty to the emulated module and the cloud."""
@@ -631,26 +616,20 @@ class Bench:
 
 @pytest.fixture(params=DIALECT_NAMES)
 async def bench(
-    request: pytest.FixtureRequest, tmp_path: Path, cloud: AliyunCloud
+    request: pytest.FixtureRequest, tmp_path: Path, cloud: AliyunCloud, events: Events
 ) -> AsyncIterator[Bench]:
     name: str = request.param
     device = cloud.add_device(PK, DN, DS)
-    cls = dialect_class(name)
-    async with ModuleEmulator(
-        name, link=tmp_path / "tty", mqtt_port=cloud.mqtt_port, http_port=cloud.http_port
-    ) as module:
-        channel = await open_channel(str(module.path), restart_lines=cls.restart_lines)
-        events = Events()
-        dialect = cls(channel, SETTINGS, events)
-        try:
-            await dialect.initialize()
-            await dialect.attach()
-            await dialect.connect()
-            await dialect.subscribe([LOOP_TOPIC])
-            yield Bench(name, cloud, device, module, channel, dialect, events)
-        finally:
-            channel.close()
-            await channel.wait_closed()
+    async with emulated(name, tmp_path / "tty", cloud.mqtt_port, http_port=cloud.http_port) as (
+        module,
+        channel,
+    ):
+        dialect = dialect_class(name)(channel, SETTINGS, events)
+        await dialect.initialize()
+        await dialect.attach()
+        await dialect.connect()
+        await dialect.subscribe([LOOP_TOPIC])
+        yield Bench(name, cloud, device, module, channel, dialect, events)
 
 
 def alink_params() -> st.SearchStrategy[dict[str, Any]]:
@@ -704,9 +683,7 @@ async def test_raw_bytes_come_back_exactly_or_are_refused_unsent(bench: Bench, t
     assert (sent is not None) == carriable(bench.name, payload)
     if sent is None:
         return
-    async with asyncio.timeout(5):
-        message = await bench.events.inbox.get()
-    assert message == InboundMessage(LOOP_TOPIC, payload)
+    assert await bench.events.next_message() == InboundMessage(LOOP_TOPIC, payload)
 
 
 # --- identity values on the connect path ------------------------------------------------
@@ -783,14 +760,6 @@ async def test_hostile_identity_never_reaches_the_module_as_a_command(
                     assert isinstance(error, refusal), (field, value, error)
 
 
-def closed_port() -> int:
-    """A local TCP port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @asynccontextmanager
 async def auth_endpoint(reply: dict[str, Any]) -> AsyncIterator[int]:
     """An HTTP auth endpoint answering every device with ``reply``: its port."""
@@ -820,13 +789,13 @@ def auth_reply(
 @pytest.mark.parametrize("value", HOSTILE_IDENTITIES)
 @pytest.mark.parametrize("field", ["iot_id", "iot_token", "host"])
 async def test_a_hostile_auth_reply_never_reaches_the_air72x_as_a_command(
-    field: str, value: str, tmp_path: Path, socket_enabled: None
+    field: str, value: str, tmp_path: Path, offline_port: int
 ) -> None:
     """Strings from the cloud: the iotId, iotToken and MQTT host of the HTTP auth reply."""
     async with (
         auth_endpoint(auth_reply(**{field: value})) as http_port,
         ModuleEmulator(
-            "air72x", link=tmp_path / "tty", mqtt_port=closed_port(), http_port=http_port
+            "air72x", link=tmp_path / "tty", mqtt_port=offline_port, http_port=http_port
         ) as module,
     ):
         error = await connect_once(module, "air72x", SETTINGS)

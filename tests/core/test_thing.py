@@ -78,16 +78,17 @@ def reply_of(outcome: Outcome) -> tuple[str, dict[str, Any]]:
 # --- property set ------------------------------------------------------------------------
 
 
-def test_property_set_applies_answers_200_and_posts_the_new_values() -> None:
+def test_property_set_applies_answers_200_and_reports_the_changes() -> None:
     thing = make_thing()
     outcome = thing.handle(property_set({"PowerSwitch": 1, "Brightness": 40}, "1234"))
 
     assert outcome.changes == {"PowerSwitch": True, "Brightness": 40}
     assert thing.values == {"PowerSwitch": True, "Brightness": 40}
+    assert len(outcome.publish) == 1  # the reply; the caller posts the changes
     topic, answer = reply_of(outcome)
     assert topic == f"{BASE}thing/service/property/set_reply"
     assert answer == {"id": "1234", "code": 200, "data": {}, "message": "success"}
-    post = outcome.publish[1]
+    post = thing.post_values(outcome.changes)
     assert post.topic == f"{BASE}thing/event/property/post"
     assert decoded(post)["method"] == "thing.event.property.post"
     assert decoded(post)["params"] == {"PowerSwitch": 1, "Brightness": 40}
@@ -146,7 +147,7 @@ def test_default_model_accepts_a_power_switch_set() -> None:
     thing = make_thing(default_model())
     outcome = thing.handle(property_set({"PowerSwitch": 0}))
     assert outcome.changes == {"PowerSwitch": False}
-    assert decoded(outcome.publish[1])["params"] == {"PowerSwitch": 0}
+    assert decoded(thing.post_values(outcome.changes))["params"] == {"PowerSwitch": 0}
 
 
 @pytest.mark.parametrize(
@@ -214,8 +215,7 @@ def test_property_set_over_rrpc() -> None:
     outcome = thing.handle(InboundMessage(f"{BASE}rrpc/request/42", payload))
 
     assert outcome.changes == {"PowerSwitch": True}
-    assert outcome.publish[0].topic == f"{BASE}rrpc/response/42"
-    assert outcome.publish[1].topic == f"{BASE}thing/event/property/post"
+    assert [p.topic for p in outcome.publish] == [f"{BASE}rrpc/response/42"]
 
 
 @pytest.mark.parametrize(
@@ -275,13 +275,11 @@ def test_invalid_property_posts_are_refused_before_anything_is_recorded(
     assert thing.values == {}
 
 
-def test_post_current_sends_every_known_value() -> None:
+def test_every_known_value_can_be_posted_again() -> None:
     thing = make_thing()
-    assert thing.post_current() is None
     thing.handle(property_set({"Brightness": 10}))
     thing.post_properties({"PowerSwitch": True})
-    post = thing.post_current()
-    assert post is not None
+    post = thing.post_values(thing.values)
     assert decoded(post)["params"] == {"Brightness": 10, "PowerSwitch": 1}
 
 
@@ -401,6 +399,79 @@ def test_restore_takes_valid_values_without_posting_or_overriding() -> None:
 
     # The cloud's newer value stays; an invalid or unknown one is left out.
     assert thing.values == {"Brightness": 10, "PowerSwitch": True}
-    post = thing.post_current()
-    assert post is not None
-    assert decoded(post)["params"] == {"Brightness": 10, "PowerSwitch": 1}
+    assert decoded(thing.post_values(thing.values))["params"] == {
+        "Brightness": 10,
+        "PowerSwitch": 1,
+    }
+
+
+# --- what the outbox builds on -------------------------------------------------------------
+
+
+def test_message_ids_start_from_the_clock() -> None:
+    thing = Thing(sample_model(), TOPICS, clock=lambda: NOW_MS)
+    post = thing.post_properties({"PowerSwitch": True})
+    assert decoded(post)["id"] == str(NOW_MS % 4_294_967_295 + 1)
+
+
+def test_an_event_is_posted_with_the_time_it_happened() -> None:
+    now = [NOW_MS]
+    thing = Thing(sample_model(), TOPICS, clock=lambda: now[0])
+    happened = thing.occurrence("Error", {"ErrorCode": 1})
+    now[0] += 60_000  # posted a minute later, after an outage
+    assert decoded(thing.post_occurrence(happened))["params"] == {
+        "value": {"ErrorCode": 1},
+        "time": NOW_MS,
+    }
+    restored = thing.occurrence("Error", {"ErrorCode": 0}, time_ms=5)
+    assert decoded(thing.post_occurrence(restored))["params"]["time"] == 5
+
+
+def test_post_values_size_is_never_less_than_the_post() -> None:
+    thing = make_thing()
+    values = thing.record({"DeviceAlias": "客厅", "RGBColor": {"Red": 1}, "Brightness": 5})
+    assert thing.post_values_size(values) >= len(thing.post_values(values).payload)
+
+
+def test_restore_returns_what_it_took() -> None:
+    thing = make_thing()
+    thing.record({"Brightness": 10})
+    taken = thing.restore({"Brightness": 90, "PowerSwitch": 1, "WorkMode": 42})
+    assert taken == {"PowerSwitch": True}
+
+
+# What a cloud can send: JSON has no NaN or infinity.
+_CLOUD_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["PowerSwitch", "Brightness", "WorkMode", "CurrentTemperature", "Nope"]),
+        _CLOUD_JSON,
+        max_size=4,
+    )
+)
+def test_a_set_is_answered_once_and_200_only_when_applied(params: dict[str, Any]) -> None:
+    thing = make_thing()
+    thing.record({"Brightness": 1})
+    before = dict(thing.values)
+
+    outcome = thing.handle(property_set(params))
+
+    assert len(outcome.publish) == 1
+    code = decoded(outcome.publish[0])["code"]
+    if code == 200:
+        assert outcome.changes.keys() == params.keys()
+        assert thing.values == {**before, **outcome.changes}
+    else:
+        assert code == 460
+        assert (outcome.changes, thing.values) == ({}, before)

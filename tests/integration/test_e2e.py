@@ -148,4 +148,8 @@ async def test_unload_and_reload_leave_nothing_behind(
     # One set of entities, not two.
     entities = er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
     unique_ids = sorted(e.unique_id for e in entities)
-    assert unique_ids == [f"{PK}.{DN}_PowerSwitch", f"{PK}.{DN}_link-state"]
+    assert unique_ids == [
+        f"{PK}.{DN}_PowerSwitch",
+        f"{PK}.{DN}_link-state",
+        f"{PK}.{DN}_signal-strength",
+    ]

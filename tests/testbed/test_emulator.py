@@ -245,6 +245,18 @@ async def test_baudrate_paces_output(tmp_path: Path) -> None:
             assert loop.time() - start >= 0.09
 
 
+async def test_baudrate_paces_input_too(tmp_path: Path) -> None:
+    emu = ModuleEmulator(Probe, link=tmp_path / "tty", mqtt_port=1, baudrate=4800, echo=False)
+    async with emu:
+        with HostPort(emu.path).open() as host:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            host.send("AT+ARGS=" + "x" * 39 + "\r")  # 48 bytes in: 0.1 s at 4800 baud
+            answer = await host.read_until(b"OK\r\n")  # 51 bytes out: 0.106 s
+            assert answer == b"\r\n[" + b"x" * 39 + b"]\r\n\r\nOK\r\n"
+            assert loop.time() - start >= 0.19
+
+
 async def test_stop_is_idempotent_and_removes_the_link(tmp_path: Path) -> None:
     emu = ModuleEmulator(Probe, link=tmp_path / "tty", mqtt_port=1)
     await emu.start()

@@ -183,6 +183,13 @@ class MessageIds:
             raise ValueError(f"the first message id must be from 1 to {MAX_MESSAGE_ID}")
         self._next = start
 
+    @classmethod
+    def from_clock(cls, now_ms: int) -> MessageIds:
+        """Ids that do not repeat an earlier start's (Aliyun wants them unique per device
+        per day): the first is the clock in milliseconds, and a device sends far fewer than
+        1000 messages a second, so the ids of every run stay behind the clock."""
+        return cls(now_ms % MAX_MESSAGE_ID + 1)
+
     def next(self) -> str:
         value = self._next
         self._next = value + 1 if value < MAX_MESSAGE_ID else 1

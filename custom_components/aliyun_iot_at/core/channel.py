@@ -10,7 +10,7 @@ command, and a command's ``OK`` is never taken from between a URC's lines.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 import logging
 import re
@@ -21,6 +21,7 @@ from .errors import (
     CmeError,
     CmsError,
     ModuleRestarted,
+    NoResult,
     PortError,
 )
 
@@ -61,13 +62,32 @@ class _Command:
     lines: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ResultLine:
+    """A result line a waiter caught: the prefix it waited for, the line, and what follows."""
+
+    prefix: str
+    line: str
+    rest: str
+
+
 class UrcWaiter:
-    """A one-shot wait for a line starting with ``prefix`` (registered before the command)."""
+    """A one-shot wait for a line starting with ``prefix`` (registered before the command).
+
+    Modules differ on the space after a result code's colon (``+QMTPUBEX:0,5,0`` or
+    ``+QMTPUBEX: 0,5,0``): the prefix matches either way.
+    """
 
     def __init__(self, channel: AtChannel, prefix: str) -> None:
         self.prefix = prefix
+        self._pattern = _prefix_pattern(prefix)
         self._channel = channel
         self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def after(self, line: str) -> str | None:
+        """What follows the prefix in ``line``; ``None`` when ``line`` does not start with it."""
+        match = self._pattern.match(line)
+        return None if match is None else line[match.end() :]
 
     async def wait(self, timeout: float) -> str:
         """The matching line; ``AtTimeout`` when it does not come in time."""
@@ -84,6 +104,16 @@ class UrcWaiter:
         self._channel._waiters.discard(self)
         if not self.future.done():
             self.future.cancel()
+        elif not self.future.cancelled():
+            self.future.exception()  # mark a port loss as seen: nobody waits for it any more
+
+
+def _prefix_pattern(prefix: str) -> re.Pattern[str]:
+    """``prefix`` with the space after its first colon made optional (and allowed)."""
+    head, colon, tail = prefix.partition(":")
+    if not colon:
+        return re.compile(re.escape(prefix))
+    return re.compile(f"{re.escape(head)}: ?{re.escape(tail.removeprefix(' '))}")
 
 
 class AtChannel(asyncio.Protocol):
@@ -139,6 +169,31 @@ class AtChannel(asyncio.Protocol):
         self._waiters.add(waiter)
         return waiter
 
+    async def wait_first(
+        self, waiters: Sequence[UrcWaiter], timeout: float, *, command: str = ""
+    ) -> ResultLine:
+        """The line of whichever of ``waiters`` is answered first (the first given, should
+        several be); ``NoResult`` (naming ``command``) if none is within ``timeout``.
+        Every waiter is cancelled before this returns."""
+        try:
+            done, _ = await asyncio.wait(
+                [waiter.future for waiter in waiters],
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        for waiter in waiters:
+            if waiter.future in done:
+                line = waiter.future.result()  # PortError when the port went away meanwhile
+                rest = waiter.after(line)
+                assert rest is not None  # the channel only hands a waiter a matching line
+                return ResultLine(waiter.prefix, line, rest)
+        wanted = " or ".join(repr(waiter.prefix) for waiter in waiters)
+        where = f"{self.mask(command)}: " if command else ""
+        raise NoResult(f"{where}no {wanted} within {timeout:g} s")
+
     # --- commands -------------------------------------------------------------------------
 
     async def command(
@@ -177,6 +232,32 @@ class AtChannel(asyncio.Protocol):
             finally:
                 if self._current is cmd:
                     self._current = None
+
+    async def request(
+        self,
+        text: str,
+        *,
+        results: Sequence[str],
+        result_timeout: float,
+        timeout: float = 5.0,
+        prompt: str | None = None,
+        payload: bytes | None = None,
+    ) -> ResultLine:
+        """Send ``text``; once it succeeded, the first line starting with one of ``results``.
+
+        For commands that answer ``OK`` and report their outcome in a result line later (some
+        firmware prints it before the ``OK``: it is caught either way). The command's own
+        failures are raised as by ``command``; a result that does not come within
+        ``result_timeout`` seconds after the ``OK`` is ``NoResult``.
+        """
+        waiters = [self.expect(prefix) for prefix in results]
+        try:
+            await self.command(text, timeout=timeout, prompt=prompt, payload=payload)
+        except BaseException:
+            for waiter in waiters:
+                waiter.cancel()
+            raise
+        return await self.wait_first(waiters, result_timeout, command=text)
 
     async def wait_opened(self) -> None:
         """Until the transport handed itself over (transports do that a loop turn late)."""
@@ -302,7 +383,7 @@ class AtChannel(asyncio.Protocol):
         if cmd is not None and line == cmd.text:
             return  # echo
         for waiter in list(self._waiters):
-            if line.startswith(waiter.prefix) and not waiter.future.done():
+            if not waiter.future.done() and waiter.after(line) is not None:
                 self._waiters.discard(waiter)
                 waiter.future.set_result(line)
                 return

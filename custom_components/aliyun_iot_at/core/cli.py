@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+import time
 
 from .alink import MessageIds, Topics, property_post
 from .dialects import DIALECT_NAMES, guess_dialect
@@ -91,7 +92,7 @@ async def connect(args: argparse.Namespace) -> int:
         on_message=_print_message,
         on_state=_report_state,
     )
-    ids = MessageIds()
+    ids = MessageIds.from_clock(time.time_ns() // 1_000_000)
     try:
         await link.connect_once()
         link.start()

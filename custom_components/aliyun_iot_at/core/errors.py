@@ -19,6 +19,10 @@ class AtTimeout(AtError):
     """A command got no final result code in time."""
 
 
+class NoResult(AtTimeout):
+    """A command was accepted, but the result line it announces did not come in time."""
+
+
 class ModuleRestarted(AtError):
     """The module rebooted (``RDY`` or its dialect's power-on line) while we waited."""
 
@@ -56,6 +60,10 @@ class LinkError(AtError):
 
 class UnknownModule(LinkError):
     """The port answers, but not like any supported module."""
+
+
+class FirmwareTooOld(LinkError):
+    """The module's firmware predates the commands Aliyun needs: only an update helps."""
 
 
 class NoAnswer(LinkError):

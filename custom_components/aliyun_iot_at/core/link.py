@@ -204,6 +204,20 @@ class Link:
                     self.link_lost(str(err))
                 raise
 
+    async def signal(self) -> int | None:
+        """The module's signal strength in dBm, None when it does not know; ``NotConnected``
+        while the session is down. Taken between publishes, never inside one."""
+        dialect = self._dialect
+        if self.state is not LinkState.CONNECTED or dialect is None:
+            raise NotConnected("the cloud link is down")
+        async with self._publish_lock:
+            return await dialect.signal()
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload the module publishes at once."""
+        return self._dialect_cls.max_payload
+
     async def stop(self) -> None:
         """Stop the supervisor, close the session and the port."""
         task, self._task = self._task, None

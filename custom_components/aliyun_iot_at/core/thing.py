@@ -1,8 +1,9 @@
 """The device side of Alink: what the thing answers, and what it posts.
 
-Pure protocol: no I/O. ``Thing.handle`` turns one inbound message into the messages to
-publish and what changed; ``post_properties`` and ``post_event`` build checked posts. The
-caller publishes, so the same logic serves Home Assistant, the CLI and the tests.
+Pure protocol: no I/O. ``Thing.handle`` turns one inbound message into the replies to
+publish and what changed; ``record`` and ``occurrence`` check what the device reports, and
+``post_values`` and ``post_occurrence`` build the posts. The caller publishes (and decides when),
+so the same logic serves Home Assistant, the CLI and the tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import NamedTuple
 
 from .alink import (
+    MAX_MESSAGE_ID,
     AlinkCode,
     AlinkError,
     EventPostReply,
@@ -34,7 +36,16 @@ from .alink import (
 )
 from .dialects.base import InboundMessage
 from .errors import AtError
-from .tsl import PROPERTY_SET, Param, Service, ThingModel, TypeSpec, encode_value, validate_value
+from .tsl import (
+    PROPERTY_SET,
+    Event,
+    Param,
+    Service,
+    ThingModel,
+    TypeSpec,
+    encode_value,
+    validate_value,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,11 +81,22 @@ class PostRefused:
 
 
 @dataclass(frozen=True)
+class Occurrence:
+    """A model event that happened: its checked output values, and when (UTC ms)."""
+
+    event_id: str
+    output: dict[str, object]
+    time_ms: int
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one inbound message led to.
 
-    ``publish``: replies (and a post of the new values) to send, in order; ``changes``: the
-    property values a set applied; ``service_call`` and ``refused`` when that is what came.
+    ``publish``: the replies to send, in order; ``changes``: the property values a set
+    applied, which the device then reports back as a real one does (the caller posts them,
+    so they coalesce with other changes); ``service_call`` and ``refused`` when that is what
+    came.
     """
 
     publish: tuple[Publish, ...] = ()
@@ -108,7 +130,7 @@ class Thing:
     ) -> None:
         self.model = model
         self.topics = topics
-        self._ids = ids or MessageIds()
+        self._ids = ids or MessageIds.from_clock(clock())
         self._clock = clock
         self._values: dict[str, object] = {}
         self._pending: dict[str, str] = {}
@@ -164,6 +186,9 @@ class Thing:
             code, text = AlinkCode.REQUEST_ERROR, str(err)
         except InvalidValues as err:
             code, text = AlinkCode.PARAM_ERROR, str(err)
+        except Exception:  # a bug: the cloud must still hear that nothing was done
+            _LOGGER.exception("failed to act on %s", request.method)
+            code, text = AlinkCode.INTERNAL_ERROR, "internal error"
         else:
             answer = Publish(reply_topic, reply(request.id, AlinkCode.SUCCESS))
             return replace(outcome, publish=(answer, *outcome.publish))
@@ -189,8 +214,7 @@ class Thing:
 
         changes = _check(request.params, settable)
         self._values.update(changes)
-        # The device reports its new state, as a real one does after acting on a set.
-        return Outcome((self._post(changes),) if changes else (), changes=changes)
+        return Outcome(changes=changes)
 
     def _service_call(self, request: Request, service_id: str | None) -> Outcome:
         """A model service, found by its topic (async) or its method (RRPC)."""
@@ -226,8 +250,8 @@ class Thing:
 
     # --- outbound ---------------------------------------------------------------------------
 
-    def post_properties(self, values: Mapping[str, object]) -> Publish:
-        """Record ``values`` as the device's and build their post; ``InvalidValues`` (and
+    def record(self, values: Mapping[str, object]) -> dict[str, object]:
+        """Record ``values`` as the device's; the checked values. ``InvalidValues`` (and
         nothing recorded) when one is not a property of the model or not of its type."""
         if not values:
             raise InvalidValues("no property values to post")
@@ -238,48 +262,75 @@ class Thing:
 
         checked = _check(values, known)
         self._values.update(checked)
-        return self._post(checked)
+        return checked
 
-    def restore(self, values: Mapping[str, object]) -> None:
-        """Take values known from before (a restart) without posting them; a value already
-        known, no longer in the model or no longer valid is left out."""
+    def post_properties(self, values: Mapping[str, object]) -> Publish:
+        """Record ``values`` as the device's and build their post at once."""
+        return self.post_values(self.record(values))
+
+    def restore(self, values: Mapping[str, object]) -> dict[str, object]:
+        """Take values known from before (a restart) without posting them; the ones taken.
+        A value already known, no longer in the model or no longer valid is left out."""
+        taken: dict[str, object] = {}
         for identifier, raw in values.items():
             prop = self.model.property(identifier)
             if prop is None or identifier in self._values:
                 continue
             try:
-                self._values[identifier] = validate_value(prop.data_type, raw)
+                taken[identifier] = validate_value(prop.data_type, raw)
             except ValueError as err:
                 _LOGGER.debug("not restoring %s: %s", identifier, err)
+        self._values.update(taken)
+        return taken
 
-    def post_current(self) -> Publish | None:
-        """A post of every known value (after a reconnect, so the cloud is in step)."""
-        return self._post(dict(self._values)) if self._values else None
-
-    def post_event(self, event_id: str, output: Mapping[str, object]) -> Publish:
-        """Build the post of a model event with its output values; ``InvalidValues`` when the
-        event or an output is not in the model or a value is not of its type."""
-        event = next((e for e in self.model.custom_events if e.identifier == event_id), None)
-        if event is None:
-            raise InvalidValues(f"{event_id}: not an event of the thing model")
-        specs = {p.identifier: p.data_type for p in event.output}
-        checked = _check(output, _lookup(event.output, "an output of the event"))
-        encoded = {key: encode_value(specs[key], value) for key, value in checked.items()}
+    def post_values(self, values: Mapping[str, object]) -> Publish:
+        """The property post of values already checked (by ``record``, ``restore`` or a set)."""
+        encoded = self._encoded(values)
         msg_id = self._ids.next()
-        payload = event_post(msg_id, event.identifier, encoded, self._clock())
+        self._remember(msg_id, f"property post ({', '.join(encoded)})")
+        return Publish(self.topics.property_post, property_post(msg_id, encoded))
+
+    def post_values_size(self, values: Mapping[str, object]) -> int:
+        """The most bytes ``post_values(values)`` takes, whatever its message id."""
+        return len(property_post(str(MAX_MESSAGE_ID), self._encoded(values)))
+
+    def occurrence(
+        self, event_id: str, output: Mapping[str, object], time_ms: int | None = None
+    ) -> Occurrence:
+        """A model event with its checked output values, stamped now unless ``time_ms``;
+        ``InvalidValues`` when the event or an output is not in the model or a value is not
+        of its type."""
+        event = self._event(event_id)
+        checked = _check(output, _lookup(event.output, "an output of the event"))
+        return Occurrence(event.identifier, checked, self._clock() if time_ms is None else time_ms)
+
+    def post_occurrence(self, occurrence: Occurrence) -> Publish:
+        """The post of an event that happened."""
+        event = self._event(occurrence.event_id)
+        specs = {p.identifier: p.data_type for p in event.output}
+        encoded = {key: encode_value(specs[key], v) for key, v in occurrence.output.items()}
+        msg_id = self._ids.next()
+        payload = event_post(msg_id, event.identifier, encoded, occurrence.time_ms)
         self._remember(msg_id, f"event {event.identifier}")
         return Publish(self.topics.event_post(event.identifier), payload)
 
-    def _post(self, values: Mapping[str, object]) -> Publish:
-        """The property post of values already checked."""
+    def post_event(self, event_id: str, output: Mapping[str, object]) -> Publish:
+        """Build the post of a model event happening now (see ``occurrence``)."""
+        return self.post_occurrence(self.occurrence(event_id, output))
+
+    def _event(self, event_id: str) -> Event:
+        event = next((e for e in self.model.custom_events if e.identifier == event_id), None)
+        if event is None:
+            raise InvalidValues(f"{event_id}: not an event of the thing model")
+        return event
+
+    def _encoded(self, values: Mapping[str, object]) -> dict[str, object]:
         encoded: dict[str, object] = {}
         for key, value in values.items():
             prop = self.model.property(key)
             assert prop is not None  # checked by the caller
             encoded[key] = encode_value(prop.data_type, value)
-        msg_id = self._ids.next()
-        self._remember(msg_id, f"property post ({', '.join(encoded)})")
-        return Publish(self.topics.property_post, property_post(msg_id, encoded))
+        return encoded
 
     def _remember(self, msg_id: str, what: str) -> None:
         self._pending.pop(msg_id, None)  # ids wrap around: a reused id is a new post

@@ -23,29 +23,28 @@ Readings of the Luat AT manual where the seed is silent or ambiguous:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 import contextlib
 import json
-import logging
 import re
 from typing import Any
 
 from ..atcmd import checked, quoted
-from ..channel import AtChannel, UrcSpec, UrcWaiter
+from ..channel import AtChannel, UrcSpec
 from ..errors import (
     AtCommandError,
     AtError,
     AtTimeout,
     AuthRefused,
+    FirmwareTooOld,
     LinkError,
     NoNetwork,
+    NoResult,
     PublishFailed,
     UnsafeValue,
 )
 from ..signing import http_auth_body, http_auth_sign
 from .base import (
-    KEEPALIVE_RANGE,
     PACKET_ATTACHED,
     SIM_READY,
     Dialect,
@@ -54,12 +53,10 @@ from .base import (
     LinkSettings,
     ModuleInfo,
     Step,
+    aliyun_keepalive,
+    aliyun_qos,
     parse_length_framed,
-    run_script,
-    run_step,
 )
-
-_LOGGER = logging.getLogger(__name__)
 
 # Seed 002: "the version string must be at least 409, otherwise Aliyun is not supported".
 MIN_FIRMWARE = 409
@@ -120,8 +117,7 @@ def start_command(host: str, port: int, *, tls: bool) -> str:
 
 def mconnect_command(keepalive: int) -> str:
     """``AT+MCONNECT=1,<keepalive>`` (clean session), keepalive within Aliyun's range."""
-    low, high = KEEPALIVE_RANGE
-    return f"AT+MCONNECT=1,{min(max(keepalive, low), high)}"
+    return f"AT+MCONNECT=1,{aliyun_keepalive(keepalive)}"
 
 
 def msub_command(topic: str) -> str:
@@ -197,7 +193,10 @@ class Air72xDialect(Dialect):
         super().__init__(channel, settings, events)
         self._connected = False
         self._http_bodies: list[str] = []
-        channel.add_urc(UrcSpec("+MSUB:", self._on_msub, frame=parse_length_framed(_MSUB_HEADER)))
+        # "+MSUB: <n>" (cache mode, which AT+MQTTMSGSET=0 turns off) reads as no message.
+        channel.add_urc(
+            self.message_urc("+MSUB:", parse_msub, frame=parse_length_framed(_MSUB_HEADER))
+        )
         channel.add_urc(UrcSpec("+HTTPREAD:", self._on_http_read, frame=self._frame_http_read))
         channel.add_urc(UrcSpec("CLOSED", self._on_closed))
 
@@ -208,22 +207,18 @@ class Air72xDialect(Dialect):
 
     async def initialize(self) -> None:
         await super().initialize()
-        version = firmware_version(await run_step(self.channel, Step("AT+CGMR")))
+        version = firmware_version(await self.run(Step("AT+CGMR")))
         if version is None:
             raise LinkError("AT+CGMR shows no Air72x firmware version (…_V<number>_…)")
         if version < MIN_FIRMWARE:
-            raise LinkError(
+            raise FirmwareTooOld(
                 f"Air72x firmware V{version} is too old for Aliyun: "
                 f"update the module's AT firmware to V{MIN_FIRMWARE} or later"
             )
 
     async def attach(self) -> None:
-        await run_script(self.channel, ATTACH)
-        await run_step(self.channel, Step(apn_command(self.settings.apn), fail=NoNetwork))
-        try:
-            await run_step(self.channel, OPEN_BEARER)
-        except NoNetwork:
-            await run_step(self.channel, BEARER_OPEN)
+        await self.run(*ATTACH, Step(apn_command(self.settings.apn), fail=NoNetwork))
+        await self.bring_up(OPEN_BEARER, BEARER_OPEN)
 
     async def connect(self) -> None:
         iot_id, iot_token, host, port = await self._http_auth()
@@ -235,32 +230,32 @@ class Air72xDialect(Dialect):
         await self.channel.command("AT+MQTTMSGSET=0")
         for topic in topics:
             command = msub_command(topic)
-            waiter = self.channel.expect("SUBACK")
             try:
-                await self.channel.command(command)
-                line = await waiter.wait(MQTT_ACK_TIMEOUT)
+                reply = await self.channel.request(
+                    command, results=("SUBACK",), result_timeout=MQTT_ACK_TIMEOUT
+                )
             except (AtCommandError, AtTimeout) as err:
                 raise LinkError(f"subscribing to {topic} failed: {err}") from err
-            finally:
-                waiter.cancel()
-            if "FAIL" in line.upper():
-                raise LinkError(f"the server refused the subscription to {topic} ({line})")
+            if "FAIL" in reply.line.upper():
+                raise LinkError(f"the server refused the subscription to {topic} ({reply.line})")
 
     async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
-        if qos not in (0, 1):
-            raise UnsafeValue("Aliyun accepts QoS 0 and 1 only")
         check_payload(payload)
-        command = mpubex_command(topic, qos, len(payload))
-        waiter = self.channel.expect("PUBACK") if qos else None
+        command = mpubex_command(topic, aliyun_qos(qos), len(payload))
         try:
-            await self.channel.command(command, timeout=10.0, prompt=">", payload=payload)
-            if waiter is not None:
-                await waiter.wait(MQTT_ACK_TIMEOUT)
+            if qos:  # the module reports the server's PUBACK
+                await self.channel.request(
+                    command,
+                    results=("PUBACK",),
+                    timeout=10.0,
+                    result_timeout=MQTT_ACK_TIMEOUT,
+                    prompt=">",
+                    payload=payload,
+                )
+            else:
+                await self.channel.command(command, timeout=10.0, prompt=">", payload=payload)
         except (AtCommandError, AtTimeout) as err:
             raise PublishFailed(f"publishing to {topic} failed: {err}") from err
-        finally:
-            if waiter is not None:
-                waiter.cancel()
 
     async def is_connected(self) -> bool:
         lines = await self.channel.command("AT+MQTTSTATU", response_prefix="+MQTTSTATU")
@@ -298,8 +293,7 @@ class Air72xDialect(Dialect):
         url = quoted(self.settings.endpoint.auth_url, "auth URL", max_len=500)
         await self._http_init()
         try:
-            await run_step(self.channel, Step(f'AT+HTTPPARA="URL",{url}'))
-            await run_step(self.channel, HTTP_HEADERS)
+            await self.run(Step(f'AT+HTTPPARA="URL",{url}'), HTTP_HEADERS)
             await self.channel.command(
                 f"AT+HTTPDATA={len(body)},{HTTPDATA_WINDOW_MS}",
                 timeout=HTTPDATA_WINDOW_MS / 1000,
@@ -327,19 +321,16 @@ class Air72xDialect(Dialect):
         except AtCommandError:
             with contextlib.suppress(AtCommandError):
                 await self.channel.command("AT+HTTPTERM")
-            await run_step(self.channel, Step("AT+HTTPINIT"))
+            await self.run(Step("AT+HTTPINIT"))
 
     async def _http_post(self) -> tuple[int, int]:
         """``AT+HTTPACTION=1``: ``OK`` now, ``+HTTPACTION: 1,<status>,<len>`` when done."""
-        waiter = self.channel.expect("+HTTPACTION:")
-        try:
-            await self.channel.command("AT+HTTPACTION=1")
-            line = await waiter.wait(HTTP_ACTION_TIMEOUT)
-        finally:
-            waiter.cancel()
-        fields = line.removeprefix("+HTTPACTION:").split(",")
+        reply = await self.channel.request(
+            "AT+HTTPACTION=1", results=("+HTTPACTION:",), result_timeout=HTTP_ACTION_TIMEOUT
+        )
+        fields = reply.rest.split(",")
         if len(fields) < 3 or not fields[1].strip().isdigit() or not fields[2].strip().isdigit():
-            raise LinkError(f"unexpected {line!r}")
+            raise LinkError(f"unexpected {reply.line!r}")
         return int(fields[1]), int(fields[2])
 
     async def _http_read(self) -> str:
@@ -374,14 +365,14 @@ class Air72xDialect(Dialect):
         client_id = quoted(self.settings.mqtt_client_id, "client id", max_len=64)
         user = quoted(iot_id, "iotId", max_len=256)
         password = quoted(iot_token, "iotToken", max_len=256)
-        await run_step(self.channel, Step(f"AT+MCONFIG={client_id},{user},{password}"))
+        await self.run(Step(f"AT+MCONFIG={client_id},{user},{password}"))
         try:
             line = await self._command_then(
                 start_command(host, port, tls=endpoint.tls),
                 ("CONNECT", "ALREADY CONNECT"),
                 TCP_CONNECT_TIMEOUT,
             )
-        except AtTimeout as err:
+        except NoResult as err:
             raise NoNetwork(f"the module could not connect to {host}:{port}: {err}") from err
         if line not in ("CONNECT OK", "ALREADY CONNECT"):
             raise NoNetwork(f"the module could not connect to {host}:{port} ({line})")
@@ -392,31 +383,24 @@ class Air72xDialect(Dialect):
                 ("CONNACK", "CLOSED"),
                 MQTT_ACK_TIMEOUT,
             )
-        except AtTimeout as err:
+        except NoResult as err:
             raise LinkError(f"the MQTT server did not answer the CONNECT: {err}") from err
         if line != "CONNACK OK":
             raise AuthRefused(f"the MQTT server refused the iotId/iotToken ({line})")
         self._connected = True
 
     async def _command_then(self, command: str, prefixes: Sequence[str], timeout: float) -> str:
-        """Run ``command`` (``OK`` first), then return the first result line of ``prefixes``."""
-        waiters = [self.channel.expect(prefix) for prefix in prefixes]
+        """Run ``command`` (``OK`` first), then return the first result line of ``prefixes``:
+        ``LinkError`` when the command fails, ``NoResult`` when no result line comes."""
         try:
-            await run_step(self.channel, Step(command))
-            return await _first_line(waiters, timeout)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+            reply = await self.channel.request(command, results=prefixes, result_timeout=timeout)
+        except NoResult:
+            raise
+        except (AtCommandError, AtTimeout) as err:
+            raise LinkError(str(err)) from err  # it names the (masked) command
+        return reply.line
 
     # --- URCs ---------------------------------------------------------------------------
-
-    def _on_msub(self, text: str) -> None:
-        message = parse_msub(text)
-        if message is None:
-            # "+MSUB: <n>" is cache mode, which AT+MQTTMSGSET=0 turned off.
-            _LOGGER.debug("ignored %r", text[:40])
-            return
-        self.events.message(message)
 
     def _on_closed(self, line: str) -> None:
         if line == "CLOSED" and self._connected:
@@ -425,19 +409,6 @@ class Air72xDialect(Dialect):
 
 
 _http_read_frame = parse_length_framed(_HTTPREAD_HEADER)
-
-
-async def _first_line(waiters: Sequence[UrcWaiter], timeout: float) -> str:
-    """The line of whichever waiter is answered first; ``AtTimeout`` if none in time."""
-    done, _ = await asyncio.wait(
-        [waiter.future for waiter in waiters],
-        timeout=timeout,
-        return_when=asyncio.FIRST_COMPLETED,
-    )
-    if not done:
-        prefixes = " or ".join(repr(waiter.prefix) for waiter in waiters)
-        raise AtTimeout(f"no {prefixes} within {timeout:g} s")
-    return next(iter(done)).result()
 
 
 DIALECT = Air72xDialect

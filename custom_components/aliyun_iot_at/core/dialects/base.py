@@ -1,7 +1,7 @@
 """The one interface every module dialect implements, and the pieces they share.
 
 A dialect reads like its manual: its command sequences are data (``Step`` lists, run by
-``run_script``, the way Zephyr's ``modem_chat`` scripts are), plus a few handlers for what data
+``Dialect.run``, the way Zephyr's ``modem_chat`` scripts are), plus a few handlers for what data
 cannot say (URC parsing, payload framing).
 """
 
@@ -12,11 +12,25 @@ import asyncio
 from collections.abc import Callable, Sequence
 import contextlib
 from dataclasses import dataclass, field
+import json
+import logging
 import re
+import time
 from typing import ClassVar, Protocol
 
-from ..channel import DEFAULT_RESTART_LINES, AtChannel
-from ..errors import AtCommandError, AtError, AtTimeout, LinkError, NoNetwork, SimNotReady
+from ..channel import DEFAULT_RESTART_LINES, AtChannel, UrcSpec
+from ..errors import (
+    AtCommandError,
+    AtError,
+    AtTimeout,
+    LinkError,
+    NoNetwork,
+    PublishFailed,
+    SimNotReady,
+    UnsafeValue,
+)
+
+_LOGGER = logging.getLogger(__name__)
 
 REGIONS = (
     "cn-shanghai",
@@ -73,12 +87,36 @@ class LinkSettings:
     keepalive: int = 300
     apn: str = ""
     client_id: str | None = None
+    # The most seconds any step of attaching waits for the module to be ready (SIM, network,
+    # packet service; polled every second): short where someone waits for the answer.
+    attach_timeout: float = 60.0
 
     @property
     def mqtt_client_id(self) -> str:
         """The plain client id (before Aliyun's ``|…|`` suffix)."""
         ident = self.identity
         return self.client_id or f"{ident.product_key}.{ident.device_name}"
+
+
+def aliyun_keepalive(seconds: int) -> int:
+    """``seconds`` brought into the keepalive range Aliyun accepts."""
+    low, high = KEEPALIVE_RANGE
+    return min(max(seconds, low), high)
+
+
+def aliyun_qos(qos: int) -> int:
+    """``qos`` if Aliyun accepts it (0 or 1); ``UnsafeValue`` if not."""
+    if qos not in (0, 1):
+        raise UnsafeValue("Aliyun accepts QoS 0 and 1 only")
+    return qos
+
+
+def ntp_request(settings: LinkSettings, now_ms: int) -> tuple[str, bytes]:
+    """The device's own NTP request (topic, payload): the cheapest publish the cloud accepts,
+    and the session probe of modules that have no state query."""
+    ident = settings.identity
+    topic = f"/ext/ntp/{ident.product_key}/{ident.device_name}/request"
+    return topic, json.dumps({"deviceSendTime": str(now_ms)}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -115,8 +153,9 @@ class Step:
 
     ``expect`` is a regular expression one response line must match (searched from the
     start); ``poll`` repeats the command every second until it matches or ``poll`` seconds
-    have passed — for SIM readiness and network registration; ``fail`` is the error raised
-    when the step fails, so a script says what each failure means to the user.
+    have passed (at most the link's ``attach_timeout`` when a dialect runs it) — for SIM
+    readiness and network registration; ``fail`` is the error raised when the step fails, so
+    a script says what each failure means to the user.
     """
 
     command: str
@@ -127,10 +166,11 @@ class Step:
     response_prefix: str | None = None
 
 
-async def run_step(channel: AtChannel, step: Step) -> list[str]:
-    """Run one step; raise ``step.fail`` (chained to the cause) when it does not succeed."""
+async def run_step(channel: AtChannel, step: Step, *, max_poll: float | None = None) -> list[str]:
+    """Run one step, polling at most ``max_poll`` seconds; raise ``step.fail`` (chained to
+    the cause) when it does not succeed."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + step.poll
+    deadline = loop.time() + (step.poll if max_poll is None else min(step.poll, max_poll))
     pattern = re.compile(step.expect) if step.expect else None
     while True:
         try:
@@ -139,19 +179,16 @@ async def run_step(channel: AtChannel, step: Step) -> list[str]:
             )
         except (AtCommandError, AtTimeout) as err:
             if loop.time() >= deadline:
-                raise step.fail(f"{channel.mask(step.command)}: {err}") from err
+                # A timeout already names the (masked) command: say it once.
+                if isinstance(err, AtCommandError):
+                    raise step.fail(f"{channel.mask(step.command)}: {err.line}") from err
+                raise step.fail(str(err)) from err
         else:
             if pattern is None or any(pattern.match(line) for line in lines):
                 return lines
             if loop.time() >= deadline:
                 raise step.fail(f"{channel.mask(step.command)}: unexpected answer {lines!r}")
         await asyncio.sleep(1.0)
-
-
-async def run_script(channel: AtChannel, steps: Sequence[Step]) -> None:
-    """Run ``steps`` in order; the first failure ends the script."""
-    for step in steps:
-        await run_step(channel, step)
 
 
 # The 3GPP steps most dialects start with: SIM ready, then registered (home or roaming).
@@ -163,6 +200,21 @@ REGISTERED_GSM = Step(
     "AT+CREG?", r"\+CREG: ?\d,[15]\b", poll=60.0, fail=NoNetwork, response_prefix="+CREG:"
 )
 PACKET_ATTACHED = Step("AT+CGATT?", r"\+CGATT: ?1", poll=60.0, fail=NoNetwork)
+
+
+# 3GPP TS 27.007 +CSQ: <rssi>,<ber>; rssi 0..31 stands for -113 dBm and up in 2 dB steps,
+# 99 for "not known or not detectable".
+_CSQ = re.compile(r"\+CSQ: ?(?P<rssi>\d+)")
+
+
+def csq_dbm(lines: Sequence[str]) -> int | None:
+    """The signal strength in dBm of an ``AT+CSQ`` answer; None when the module does not
+    know it (99) or the answer does not read."""
+    for line in lines:
+        if match := _CSQ.match(line):
+            rssi = int(match.group("rssi"))
+            return -113 + 2 * rssi if rssi <= 31 else None
+    return None
 
 
 def parse_length_framed(
@@ -214,6 +266,63 @@ class Dialect(ABC):
         # Not every firmware has it; numeric errors are a nicety.
         with contextlib.suppress(AtError):
             await self.channel.command("AT+CMEE=1")
+
+    # --- for the dialects -------------------------------------------------------------------
+
+    async def run(self, *steps: Step) -> list[str]:
+        """Run ``steps`` in order, polling no longer than the attach timeout; the last
+        step's answer."""
+        lines: list[str] = []
+        for step in steps:
+            lines = await run_step(self.channel, step, max_poll=self.settings.attach_timeout)
+        return lines
+
+    async def bring_up(self, start: Step, check: Step) -> None:
+        """Run ``start`` (a PDP context, a bearer); when the module refuses it, it may be up
+        already (a reconnect): then ``check`` must show so, or ``start``'s failure is raised."""
+        try:
+            await self.run(start)
+        except LinkError as err:
+            refused = err
+        else:
+            return
+        with contextlib.suppress(LinkError):
+            await self.run(check)
+            return
+        raise refused
+
+    def message_urc(
+        self,
+        prefix: str,
+        parse: Callable[[str], InboundMessage | None],
+        frame: Callable[[bytes], int | None] | None = None,
+    ) -> UrcSpec:
+        """The URC that carries received messages: ``parse``d and handed to the link."""
+
+        def deliver(text: str) -> None:
+            message = parse(text)
+            if message is None:
+                _LOGGER.warning("dropped an unreadable %s URC", prefix)
+                return
+            self.events.message(message)
+
+        return UrcSpec(prefix, deliver, frame)
+
+    async def probe_by_publishing(self) -> bool:
+        """For modules that neither announce a lost session nor answer a state query: whether
+        a QoS 0 NTP request still goes out (it fails once the session is gone)."""
+        topic, payload = ntp_request(self.settings, int(time.time() * 1000))
+        try:
+            await self.publish(topic, payload)
+        except PublishFailed as err:
+            _LOGGER.debug("session probe failed: %s", err)
+            return False
+        return True
+
+    async def signal(self) -> int | None:
+        """The received signal strength in dBm (3GPP ``AT+CSQ``); None when not known."""
+        lines = await self.channel.command("AT+CSQ", response_prefix="+CSQ:")
+        return csq_dbm(lines)
 
     @abstractmethod
     async def attach(self) -> None:

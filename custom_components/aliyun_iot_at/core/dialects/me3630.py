@@ -21,22 +21,20 @@ Readings of the manual where it is ambiguous:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 import contextlib
-import json
 import logging
 import re
-import time
 from typing import ClassVar
 
 from ..atcmd import bare, quoted
-from ..channel import AtChannel, UrcSpec
+from ..channel import AtChannel
 from ..errors import (
     AtCommandError,
     AtTimeout,
     AuthRefused,
     CmeError,
+    FirmwareTooOld,
     LinkError,
     NoNetwork,
     PublishFailed,
@@ -51,9 +49,8 @@ from .base import (
     LinkSettings,
     ModuleInfo,
     Step,
+    aliyun_qos,
     parse_length_framed,
-    run_script,
-    run_step,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -131,7 +128,7 @@ def auth_command(settings: LinkSettings) -> str:
 
 def subscribe_command(topic: str, qos: int = SUBSCRIBE_QOS) -> str:
     """``AT+CLOUDSUB=<topic>,<qos>`` for one topic."""
-    return f"AT+CLOUDSUB={topic_field(topic)},{_qos(qos)}"
+    return f"AT+CLOUDSUB={topic_field(topic)},{aliyun_qos(qos)}"
 
 
 def publish_command(topic: str, payload: bytes, qos: int = 0) -> str:
@@ -145,13 +142,7 @@ def publish_command(topic: str, payload: bytes, qos: int = 0) -> str:
         )
     if any(byte in _DATA_FORBIDDEN for byte in payload):
         raise UnsafeValue("the message contains Ctrl-Z or ESC, which end the module's input")
-    return f"AT+CLOUDPUB={topic_field(topic)},{_qos(qos)},{len(payload)}"
-
-
-def _qos(qos: int) -> int:
-    if qos not in (0, 1):
-        raise UnsafeValue(f"the ME3630 knows QoS 0 and 1, not {qos}")
-    return qos
+    return f"AT+CLOUDPUB={topic_field(topic)},{aliyun_qos(qos)},{len(payload)}"
 
 
 def parse_publish(text: str) -> InboundMessage | None:
@@ -160,13 +151,6 @@ def parse_publish(text: str) -> InboundMessage | None:
     if match is None:
         return None
     return InboundMessage(match.group("topic"), text[match.end() :].encode())
-
-
-def ntp_request(settings: LinkSettings, now_ms: int) -> tuple[str, bytes]:
-    """The device's own NTP request: the cheapest publish the cloud accepts and ignores."""
-    ident = settings.identity
-    topic = f"/ext/ntp/{ident.product_key}/{ident.device_name}/request"
-    return topic, json.dumps({"deviceSendTime": str(now_ms)}, separators=(",", ":")).encode()
 
 
 class Me3630(Dialect):
@@ -182,11 +166,7 @@ class Me3630(Dialect):
     def __init__(self, channel: AtChannel, settings: LinkSettings, events: LinkEvents) -> None:
         super().__init__(channel, settings, events)
         channel.add_urc(
-            UrcSpec(
-                "+CLOUDPUBLISH",
-                self._on_publish,
-                frame=parse_length_framed(_PUBLISH_BYTES),
-            )
+            self.message_urc("+CLOUDPUBLISH", parse_publish, parse_length_framed(_PUBLISH_BYTES))
         )
 
     @classmethod
@@ -207,16 +187,16 @@ class Me3630(Dialect):
         for line in lines:
             version = firmware_version(line)
             if version is not None and version < MIN_FIRMWARE:
-                raise LinkError(
+                raise FirmwareTooOld(
                     f"ME3630 firmware {line.removeprefix('+CGMR:').strip()} has no Aliyun"
                     f" commands; update it to {MIN_FIRMWARE_NAME} or later"
                 )
 
     async def attach(self) -> None:
-        await run_script(self.channel, ATTACH)
+        await self.run(*ATTACH)
         if self.settings.apn:
             apn = quoted(self.settings.apn, "APN", max_len=63)
-            await run_step(self.channel, Step(f'AT+CGDCONT=1,"IP",{apn}', fail=NoNetwork))
+            await self.run(Step(f'AT+CGDCONT=1,"IP",{apn}', fail=NoNetwork))
         try:
             answer = await self._verdict("AT+ZECMCALL=1", "+ZECMCALL:", DIAL_TIMEOUT)
         except (AtCommandError, AtTimeout) as err:
@@ -235,7 +215,7 @@ class Me3630(Dialect):
         with contextlib.suppress(AtCommandError, AtTimeout):
             await self.channel.command(DISCONNECT, timeout=CLOUD_TIMEOUT)
         await self._authenticate()
-        await run_step(self.channel, CONNECT)
+        await self.run(CONNECT)
 
     async def _authenticate(self) -> None:
         command = auth_command(self.settings)
@@ -282,12 +262,7 @@ class Me3630(Dialect):
 
     async def is_connected(self) -> bool:
         """The manual has no state query: a QoS 0 NTP request fails once the session is gone."""
-        topic, payload = ntp_request(self.settings, int(time.time() * 1000))
-        try:
-            await self.publish(topic, payload)
-        except PublishFailed:
-            return False
-        return True
+        return await self.probe_by_publishing()
 
     async def disconnect(self) -> None:
         await self.channel.command(DISCONNECT, timeout=CLOUD_TIMEOUT)
@@ -309,32 +284,14 @@ class Me3630(Dialect):
         except BaseException:
             result.cancel()
             raise
-        if result.future.done():
-            return result.future.result()
-        late = [channel.expect(error) for error in _LATE_ERRORS]
-        futures = [result.future, *(waiter.future for waiter in late)]
-        try:
-            await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (result, *late):
-                waiter.cancel()
-        for future in futures:
-            if future.cancelled():
-                continue
-            line = future.result()  # PortError when the port went away meanwhile
-            if future is result.future:
-                return line
-            detail = line.split(":", 1)[1].strip()
-            code = int(detail) if detail.isdigit() else None
-            raise CmeError(channel.mask(command), line, "CME", code)
-        raise AtTimeout(f"{channel.mask(command)}: no {prefix} within {timeout:g} s")
-
-    def _on_publish(self, text: str) -> None:
-        message = parse_publish(text)
-        if message is None:
-            _LOGGER.warning("unreadable +CLOUDPUBLISH: %r", self.channel.mask(text)[:200])
-            return
-        self.events.message(message)
+        # Only now: before the OK, a +CME ERROR is the command's own final answer.
+        late = [] if result.future.done() else [channel.expect(e) for e in _LATE_ERRORS]
+        reply = await channel.wait_first([result, *late], timeout, command=command)
+        if reply.prefix == prefix:
+            return reply.line
+        detail = reply.rest.strip()
+        code = int(detail) if detail.isdigit() else None
+        raise CmeError(channel.mask(command), reply.line, "CME", code)
 
 
 DIALECT = Me3630

@@ -27,13 +27,11 @@ Readings chosen where the manual is silent or ambiguous:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 import logging
-import time
 from typing import ClassVar
 
 from ..atcmd import checked, quoted
-from ..channel import AtChannel, UrcSpec
+from ..channel import AtChannel
 from ..errors import (
     AtCommandError,
     AuthRefused,
@@ -45,7 +43,6 @@ from ..errors import (
     UnsafeValue,
 )
 from .base import (
-    KEEPALIVE_RANGE,
     PACKET_ATTACHED,
     REGISTERED_LTE,
     SIM_READY,
@@ -55,7 +52,8 @@ from .base import (
     LinkEvents,
     LinkSettings,
     ModuleInfo,
-    run_script,
+    aliyun_keepalive,
+    aliyun_qos,
     run_step,
 )
 
@@ -124,8 +122,7 @@ def configure_commands(settings: LinkSettings) -> list[str]:
     """The commands before ``AT+ALYMQTTOPEN``, as in the manual's example (chapter 3)."""
     ident = settings.identity
     endpoint = settings.endpoint
-    low, high = KEEPALIVE_RANGE
-    keepalive = min(max(settings.keepalive, low), high)  # Aliyun refuses anything outside
+    keepalive = aliyun_keepalive(settings.keepalive)
     pk = quoted(ident.product_key, "product key", max_len=MAX_PRODUCT_KEY)
     dn = quoted(ident.device_name, "device name", max_len=MAX_DEVICE_NAME)
     ds = quoted(ident.device_secret, "device secret", max_len=MAX_DEVICE_SECRET)
@@ -142,7 +139,7 @@ def configure_commands(settings: LinkSettings) -> list[str]:
 def subscribe_command(topic: str, qos: int = 1) -> str:
     """``AT+ALYMQTTSUB="topic",qos``; a comma would make ``+MQTTRECV`` ambiguous."""
     checked(topic, "topic", forbid=",")
-    return f"AT+ALYMQTTSUB={quoted(topic, 'topic')},{_qos(qos)}"
+    return f"AT+ALYMQTTSUB={quoted(topic, 'topic')},{aliyun_qos(qos)}"
 
 
 def publish_command(topic: str, payload: bytes, qos: int, max_payload: int) -> str:
@@ -159,7 +156,7 @@ def publish_command(topic: str, payload: bytes, qos: int, max_payload: int) -> s
     escaped = text.replace('"', '\\"')
     if len(escaped.encode()) > max_payload:
         raise UnsafeValue(f"the payload is longer than {max_payload} bytes once escaped")
-    return f'AT+ALYMQTTPUB={quoted(topic, "topic")},{_qos(qos)},"{escaped}"'
+    return f'AT+ALYMQTTPUB={quoted(topic, "topic")},{aliyun_qos(qos)},"{escaped}"'
 
 
 def parse_recv(line: str) -> InboundMessage | None:
@@ -173,22 +170,10 @@ def parse_recv(line: str) -> InboundMessage | None:
     return None
 
 
-def ntp_topic(settings: LinkSettings) -> str:
-    """The device's own NTP request topic, which any device may publish to."""
-    ident = settings.identity
-    return f"/ext/ntp/{ident.product_key}/{ident.device_name}/request"
-
-
 def describe(err: AtCommandError) -> str:
     """The module's answer with the manual's meaning of its code."""
     meaning = CME_MEANINGS.get(err.code or 0) if isinstance(err, CmeError) else None
     return f"{err.line} ({meaning})" if meaning else err.line
-
-
-def _qos(qos: int) -> int:
-    if qos not in (0, 1):
-        raise UnsafeValue("Aliyun accepts QoS 0 and 1 only")
-    return qos
 
 
 def _is_network_error(err: AtCommandError) -> bool:
@@ -209,7 +194,7 @@ class Ml302Dialect(Dialect):
     def __init__(self, channel: AtChannel, settings: LinkSettings, events: LinkEvents) -> None:
         super().__init__(channel, settings, events)
         for prefix in URC_PREFIXES:
-            channel.add_urc(UrcSpec(prefix, self._on_recv))
+            channel.add_urc(self.message_urc(prefix, parse_recv))
 
     @classmethod
     def matches(cls, info: ModuleInfo) -> bool:
@@ -217,7 +202,7 @@ class Ml302Dialect(Dialect):
         return any(field is not None and "ML302" in field.upper() for field in fields)
 
     async def attach(self) -> None:
-        await run_script(self.channel, ATTACH)
+        await self.run(*ATTACH)
 
     async def connect(self) -> None:
         commands = configure_commands(self.settings)
@@ -246,14 +231,7 @@ class Ml302Dialect(Dialect):
             raise PublishFailed(f"publishing to {topic} failed: {describe(err)}") from err
 
     async def is_connected(self) -> bool:
-        payload = f'{{"deviceSendTime":"{int(time.time() * 1000)}"}}'.encode()
-        command = publish_command(ntp_topic(self.settings), payload, 0, self.max_payload)
-        try:
-            await self.channel.command(command, timeout=MQTT_TIMEOUT)
-        except AtCommandError as err:
-            _LOGGER.debug("session probe failed: %s", describe(err))
-            return False
-        return True
+        return await self.probe_by_publishing()
 
     async def disconnect(self) -> None:
         await self.channel.command("AT+ALYMQTTCLOSE", timeout=MQTT_TIMEOUT)
@@ -274,7 +252,7 @@ class Ml302Dialect(Dialect):
             raise kind(f"AT+ALYMQTTOPEN: {describe(err)}") from err
         except AtCommandError as err:
             # Still attached: nothing but the cloud's refusal is left to explain the ERROR.
-            await run_step(self.channel, replace(PACKET_ATTACHED, poll=0.0))
+            await run_step(self.channel, PACKET_ATTACHED, max_poll=0.0)
             raise AuthRefused(
                 "the cloud refused the device's credentials (AT+ALYMQTTOPEN: ERROR)"
             ) from err
@@ -284,13 +262,6 @@ class Ml302Dialect(Dialect):
             await self.channel.command("AT+ALYMQTTCLOSE", timeout=MQTT_TIMEOUT)
         except AtCommandError as err:  # 705 or ERROR: nothing was open
             _LOGGER.debug("nothing to close: %s", describe(err))
-
-    def _on_recv(self, line: str) -> None:
-        message = parse_recv(line)
-        if message is None:
-            _LOGGER.debug("unparsable +MQTTRECV line dropped")
-            return
-        self.events.message(message)
 
 
 DIALECT = Ml302Dialect

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 import logging
 import re
 
@@ -56,7 +55,6 @@ from ..errors import (
 )
 from ..signing import MAX_CLIENT_ID
 from .base import (
-    KEEPALIVE_RANGE,
     REGISTERED_LTE,
     SIM_READY,
     Dialect,
@@ -65,6 +63,8 @@ from .base import (
     LinkSettings,
     ModuleInfo,
     Step,
+    aliyun_keepalive,
+    aliyun_qos,
     parse_length_framed,
     run_step,
 )
@@ -89,6 +89,8 @@ REGISTERED_GPRS = Step(
     "AT+CGREG?", r"\+CGREG: ?\d,[15]\b", poll=60.0, fail=NoNetwork, response_prefix="+CGREG:"
 )
 REGISTERED = (REGISTERED_LTE, REGISTERED_GPRS)
+# An active context is not activated again (see the module docstring).
+PDP_ACTIVATE = Step(f"AT+QIACT={CONTEXT}", timeout=PDP_TIMEOUT, fail=NoNetwork)
 PDP_ACTIVE = Step("AT+QIACT?", rf"\+QIACT: ?{CONTEXT},1,", fail=NoNetwork)
 
 # +QMTOPEN: <client_idx>,<result>
@@ -149,8 +151,7 @@ def configure_commands(settings: LinkSettings) -> list[str]:
     pk = quoted(ident.product_key, "product key")
     dn = quoted(ident.device_name, "device name")
     ds = quoted(ident.device_secret, "device secret")
-    low, high = KEEPALIVE_RANGE
-    keepalive = min(max(settings.keepalive, low), high)  # Aliyun refuses anything outside
+    keepalive = aliyun_keepalive(settings.keepalive)
     ssl = f"1,{SSL_CONTEXT}" if settings.endpoint.tls else "0"
     return [
         f'AT+QMTCFG="recv/mode",{CLIENT},0,1',
@@ -175,12 +176,12 @@ def connect_command(client_id: str) -> str:
 
 def subscribe_command(msgid: int, topic: str, qos: int = SUBSCRIBE_QOS) -> str:
     """``AT+QMTSUB`` for one topic, as in the seed's example."""
-    return f"AT+QMTSUB={CLIENT},{msgid},{quoted(topic, 'topic')},{_qos(qos)}"
+    return f"AT+QMTSUB={CLIENT},{msgid},{quoted(topic, 'topic')},{aliyun_qos(qos)}"
 
 
 def publish_command(msgid: int, topic: str, length: int, qos: int) -> str:
     """``AT+QMTPUBEX``: never retained; the payload follows at the ``>`` prompt."""
-    return f"AT+QMTPUBEX={CLIENT},{msgid},{_qos(qos)},0,{quoted(topic, 'topic')},{length}"
+    return f"AT+QMTPUBEX={CLIENT},{msgid},{aliyun_qos(qos)},0,{quoted(topic, 'topic')},{length}"
 
 
 class MessageIds:
@@ -264,12 +265,6 @@ def connect_failure(codes: tuple[int, ...]) -> LinkError | None:
     return LinkError(f"the MQTT server refused the session: {text}")
 
 
-def _qos(qos: int) -> int:
-    if qos not in (0, 1):
-        raise UnsafeValue("Aliyun accepts QoS 0 and 1 only")
-    return qos
-
-
 # --- the dialect --------------------------------------------------------------------------
 
 
@@ -288,7 +283,7 @@ class QuectelDialect(Dialect):
         super().__init__(channel, settings, events)
         self._ids = MessageIds()
         self._session_up = False
-        channel.add_urc(UrcSpec("+QMTRECV:", self._on_recv, _RECV_FRAME))
+        channel.add_urc(self.message_urc("+QMTRECV:", parse_recv, _RECV_FRAME))
         channel.add_urc(UrcSpec("+QMTSTAT:", self._on_stat))
 
     @classmethod
@@ -296,11 +291,11 @@ class QuectelDialect(Dialect):
         return info.manufacturer is not None and "quectel" in info.manufacturer.lower()
 
     async def attach(self) -> None:
-        await run_step(self.channel, SIM_READY)
-        await wait_registered(self.channel, REGISTERED)
+        await self.run(SIM_READY)
+        await wait_registered(self.channel, REGISTERED, self.settings.attach_timeout)
         if self.settings.apn:
             await self._configure(apn_command(self.settings.apn))
-        await self._activate_pdp()
+        await self.bring_up(PDP_ACTIVATE, PDP_ACTIVE)
 
     async def connect(self) -> None:
         endpoint = self.settings.endpoint
@@ -392,18 +387,6 @@ class QuectelDialect(Dialect):
         except AtCommandError as err:
             raise LinkError(f"{self.channel.mask(command)}: {err.line}") from err
 
-    async def _activate_pdp(self) -> None:
-        command = f"AT+QIACT={CONTEXT}"
-        try:
-            await self.channel.command(command, timeout=PDP_TIMEOUT)
-        except AtCommandError as err:
-            try:
-                await run_step(self.channel, PDP_ACTIVE)
-            except NoNetwork:
-                raise NoNetwork(
-                    f"the module cannot activate its data connection ({command}: {err.line})"
-                ) from err
-
     async def _open(self, command: str, host: str, port: int) -> None:
         """``AT+QMTOPEN``; a client left open (result 2) is closed and opened again, once."""
         for attempt in range(2):
@@ -433,37 +416,20 @@ class QuectelDialect(Dialect):
     ) -> tuple[str, tuple[int, ...]]:
         """Send ``command``; after its ``OK``, the first result URC starting with one of
         ``results``: its prefix and the codes after it (at least one)."""
-        waiters = [self.channel.expect(prefix) for prefix in results]
-        try:
-            await self.channel.command(
-                command, timeout=COMMAND_TIMEOUT, prompt=prompt, payload=payload
-            )
-            done, _ = await asyncio.wait(
-                [waiter.future for waiter in waiters],
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        for waiter in waiters:  # in the order given, should two have come at once
-            if waiter.future in done:
-                line = waiter.future.result()
-                codes = parse_codes(line.removeprefix(waiter.prefix))
-                if not codes:
-                    raise LinkError(f"{self.channel.mask(command)}: unexpected answer {line!r}")
-                return waiter.prefix, codes
-        wanted = " or ".join(repr(prefix) for prefix in results)
-        raise AtTimeout(f"{self.channel.mask(command)}: no {wanted} within {timeout:g} s")
+        reply = await self.channel.request(
+            command,
+            results=results,
+            timeout=COMMAND_TIMEOUT,
+            result_timeout=timeout,
+            prompt=prompt,
+            payload=payload,
+        )
+        codes = parse_codes(reply.rest)
+        if not codes:
+            raise LinkError(f"{self.channel.mask(command)}: unexpected answer {reply.line!r}")
+        return reply.prefix, codes
 
     # --- URCs -----------------------------------------------------------------------------
-
-    def _on_recv(self, text: str) -> None:
-        message = parse_recv(text)
-        if message is None:
-            _LOGGER.debug("unparsable +QMTRECV dropped")
-            return
-        self.events.message(message)
 
     def _on_stat(self, line: str) -> None:
         codes = parse_codes(line.removeprefix("+QMTSTAT:"))
@@ -475,15 +441,15 @@ class QuectelDialect(Dialect):
             self.events.link_lost(f"the module reported {stat_reason(codes[1])}")
 
 
-async def wait_registered(channel: AtChannel, steps: tuple[Step, ...]) -> None:
+async def wait_registered(channel: AtChannel, steps: tuple[Step, ...], max_poll: float) -> None:
     """Until one of ``steps`` succeeds, trying each in turn every second; after the longest
-    ``poll`` of them, the last step's failure."""
+    ``poll`` of them (at most ``max_poll`` seconds), the last step's failure."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(step.poll for step in steps)
+    deadline = loop.time() + min(max(step.poll for step in steps), max_poll)
     while True:
         for step in steps:
             try:
-                await run_step(channel, replace(step, poll=0.0))
+                await run_step(channel, step, max_poll=0.0)
             except LinkError:
                 if step is steps[-1] and loop.time() >= deadline:
                     raise

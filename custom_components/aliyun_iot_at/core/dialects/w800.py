@@ -24,7 +24,6 @@ appears on a command line.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 import contextlib
 import re
@@ -42,15 +41,15 @@ from ..errors import (
 )
 from ..signing import mqtt_credentials
 from .base import (
-    KEEPALIVE_RANGE,
     Dialect,
     InboundMessage,
     LinkEvents,
     LinkSettings,
     ModuleInfo,
     Step,
+    aliyun_keepalive,
+    aliyun_qos,
     parse_length_framed,
-    run_step,
 )
 
 # "每条 AT 命令的总长度不能超过 256 字节" (elsewhere "应小于 256"): we count the CR LF
@@ -118,9 +117,7 @@ def long_command(field: str, value: str) -> tuple[str, bytes]:
 
 def connconfig_command(keepalive: int) -> str:
     """``AT+MQTTCONNCFG``: clean session, no will (Aliyun has none)."""
-    # Aliyun refuses a CONNECT whose keepalive is outside its range: bring it inside.
-    keepalive = min(max(keepalive, KEEPALIVE_RANGE[0]), KEEPALIVE_RANGE[1])
-    return checked_line(f'AT+MQTTCONNCFG=0,{keepalive},0,"","",0,0')
+    return checked_line(f'AT+MQTTCONNCFG=0,{aliyun_keepalive(keepalive)},0,"","",0,0')
 
 
 def connect_command(host: str, port: int) -> str:
@@ -146,6 +143,17 @@ def parse_subrecv(text: str) -> InboundMessage | None:
     if match is None:
         return None
     return InboundMessage(match.group("topic"), text[match.end() :].encode())
+
+
+def wifi_dbm(lines: Sequence[str]) -> int | None:
+    """The RSSI in dBm of an ``AT+CWJAP?`` answer (``+CWJAP:"<ssid>","<bssid>",<channel>,
+    <rssi>``, ESP-AT's reading: the manual shows only the set form); None when not joined."""
+    for line in lines:
+        if line.startswith("+CWJAP:"):
+            fields = parse_fields(line.removeprefix("+CWJAP:"))
+            rssi = fields[3] if len(fields) > 3 else ""
+            return int(rssi) if re.fullmatch(r"-?\d+", rssi) else None
+    return None
 
 
 def session_connected(lines: Sequence[str]) -> bool:
@@ -174,10 +182,7 @@ class W800(Dialect):
     def __init__(self, channel: AtChannel, settings: LinkSettings, events: LinkEvents) -> None:
         super().__init__(channel, settings, events)
         self._session_up = False
-        # Resolved by +MQTTCONNECTED (True) or +MQTTDISCONNECTED (False) while connecting.
-        self._opening: asyncio.Future[bool] | None = None
-        channel.add_urc(UrcSpec("+MQTTSUBRECV:", self._on_subrecv, _SUBRECV_FRAME))
-        channel.add_urc(UrcSpec("+MQTTCONNECTED:", self._on_connected))
+        channel.add_urc(self.message_urc("+MQTTSUBRECV:", parse_subrecv, _SUBRECV_FRAME))
         channel.add_urc(UrcSpec("+MQTTDISCONNECTED:", self._on_disconnected))
 
     @classmethod
@@ -191,7 +196,7 @@ class W800(Dialect):
 
     async def attach(self) -> None:
         try:
-            await run_step(self.channel, WIFI_JOINED)
+            await self.run(WIFI_JOINED)
         except NoNetwork as err:
             raise NoNetwork(f"{_NOT_JOINED} ({err})") from err
 
@@ -237,18 +242,16 @@ class W800(Dialect):
         The manual answers ``OK`` and announces ``+MQTTCONNECTED`` (ESP-AT may print it
         before the ``OK``); a failure is ``ERROR`` or ``+MQTTDISCONNECTED``.
         """
-        opening: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._opening = opening
         try:
-            await self.channel.command(text, timeout=CONNECT_TIMEOUT)
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                return await opening
+            reply = await self.channel.request(
+                text,
+                results=("+MQTTCONNECTED:", "+MQTTDISCONNECTED:"),
+                timeout=CONNECT_TIMEOUT,
+                result_timeout=CONNECT_TIMEOUT,
+            )
         except AtCommandError:
             return False
-        except TimeoutError:
-            raise AtTimeout(f"no +MQTTCONNECTED within {CONNECT_TIMEOUT:g} s") from None
-        finally:
-            self._opening = None
+        return reply.prefix == "+MQTTCONNECTED:"
 
     async def subscribe(self, topics: Sequence[str]) -> None:
         wanted = list(dict.fromkeys(topics))
@@ -275,8 +278,7 @@ class W800(Dialect):
                 raise LinkError(f"subscribing to {topic} failed: {err.line}") from err
 
     async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
-        if qos not in (0, 1):
-            raise UnsafeValue("Aliyun accepts QoS 0 and 1 only")
+        aliyun_qos(qos)
         if not payload:
             raise UnsafeValue("the W800 cannot publish an empty payload")
         if len(payload) > self.max_payload:
@@ -304,21 +306,15 @@ class W800(Dialect):
         self._session_up = False
         await self.channel.command("AT+MQTTCLEAN=0", timeout=COMMAND_TIMEOUT)
 
+    async def signal(self) -> int | None:
+        """A Wi-Fi module has no ``AT+CSQ``: the access point's RSSI."""
+        return wifi_dbm(await self.channel.command("AT+CWJAP?", response_prefix="+CWJAP:"))
+
     # --- URCs ------------------------------------------------------------------------
 
-    def _on_subrecv(self, text: str) -> None:
-        message = parse_subrecv(text)
-        if message is not None:
-            self.events.message(message)
-
-    def _on_connected(self, line: str) -> None:
-        if self._opening is not None and not self._opening.done():
-            self._opening.set_result(True)
-
     def _on_disconnected(self, line: str) -> None:
-        if self._opening is not None and not self._opening.done():
-            self._opening.set_result(False)
-        elif self._session_up:
+        # While connecting, AT+MQTTCONN's waiter takes it; with no session it is no loss.
+        if self._session_up:
             self._session_up = False
             self.events.link_lost("the W800 reported +MQTTDISCONNECTED")
 
