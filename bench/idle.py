@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 
 from .hass import HassProcess
+from .module import TimedEmulator
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,23 @@ class Idle:
     seconds: float
     with_device: Cpu
     alone: Cpu
+    commands: tuple[str, ...]  # what the host sent the module meanwhile
 
 
-async def idle_cost(with_device: HassProcess, alone: HassProcess, seconds: float) -> Idle:
+async def idle_cost(
+    with_device: HassProcess, alone: HassProcess, module: TimedEmulator, seconds: float
+) -> Idle:
     """Both processes measured side by side, doing nothing."""
+    lines = len(module.received)
     start = [_cpu(with_device), _cpu(alone)]
     await asyncio.sleep(seconds)
     end = [_cpu(with_device), _cpu(alone)]
-    return Idle(seconds, *(_minus(after, before) for after, before in zip(end, start, strict=True)))
+    return Idle(
+        seconds,
+        with_device=_minus(end[0], start[0]),
+        alone=_minus(end[1], start[1]),
+        commands=tuple(module.received[lines:]),
+    )
 
 
 def _cpu(process: HassProcess) -> Cpu:

@@ -86,7 +86,7 @@ class TimedEmulator(ModuleEmulator):
             return Split(data.wire_bytes, (data.prompted - data.command_in) + (arrived - block.t))
         # The payload in the command line (ML302): the module publishes once it has the line.
         command = next(line for line in reversed(self.received[lines:]) if marker in line)
-        last_in = max(entry.t for entry in self.inputs.entries if entry.t <= arrived)
+        last_in = next(e.t for e in reversed(self.inputs.entries) if e.t <= arrived)
         return Split(len(command) + 1, arrived - last_in)
 
     @override

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import math
 import statistics
 
 from .bed import Setup
@@ -56,8 +57,8 @@ class Table:
 
 
 def ms(seconds: float | None) -> str:
-    """Seconds as milliseconds."""
-    return "—" if seconds is None else f"{seconds * 1000:.1f} ms"
+    """Seconds as milliseconds; a dash when there is no figure."""
+    return "—" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:.1f} ms"
 
 
 def latency_table(title: str, hop: str, rows: Sequence[tuple[str, list[Sample]]]) -> Table:
@@ -150,6 +151,7 @@ def idle_table(idle: Idle) -> Table:
         f"{extra:+.3f} s",
         f"{extra / idle.seconds:+.3%}",
     )
+    table.add("AT commands meanwhile", ", ".join(idle.commands) or "none", "", "")
     return table
 
 

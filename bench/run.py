@@ -36,7 +36,9 @@ from .report import (
 )
 
 SLOW = 57600  # below this baud rate, --samples-slow applies
-IDLE_SETTLE = 10.0  # seconds after setup before the idle window: startup work ends
+# Seconds after setup before the idle window: Home Assistant saves its registries 10 s after
+# the entry added entities, which is the setup's cost, not the idle one.
+IDLE_SETTLE = 20.0
 
 
 def _log(text: str) -> None:
@@ -63,7 +65,7 @@ async def measure_point(
                 await starting
                 await asyncio.sleep(IDLE_SETTLE)
                 _log(f"{baudrate} baud: idle for {args.idle:g} s")
-                idle = await idle_cost(bed.hass, alone, args.idle)
+                idle = await idle_cost(bed.hass, alone, bed.module, args.idle)
                 await alone.stop()
             _log(f"{baudrate} baud: {samples} property sets from the cloud")
             point.cloud_to_ha = await cloud_to_ha(bed, samples)

@@ -8,7 +8,8 @@ How amqtt 0.12.1 reports things (read from its source):
   failure raises it with ``return_code`` ``None``. The socket of a refused CONNECT is left
   open, so it is closed here.
 - a lost connection has no callback: the client cancels its pending ``deliver_message``
-  (which then returns ``None``, or raises ``CancelledError`` when it had not started yet).
+  (which then returns ``None``, or raises ``CancelledError`` when it had not started yet, or
+  ``AMQTTError`` when the connection was gone before it asked).
 - ``auto_reconnect`` defaults to on; a module reports the loss instead, so it is off.
 - operations waiting for an acknowledgement are not woken when the connection drops, so each
   one is raced against the loss and a packet timeout.
@@ -24,7 +25,7 @@ import math
 from typing import Any
 
 from amqtt.client import MQTTClient
-from amqtt.errors import ClientError
+from amqtt.errors import AMQTTError, ClientError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -182,7 +183,8 @@ class MqttBridge:
         except asyncio.CancelledError:
             if _cancelling():
                 raise
-        except ClientError as err:
+        except (ClientError, AMQTTError) as err:
+            # AMQTTError: the connection closed before amqtt's delivery task started.
             _LOGGER.debug("MQTT delivery ended: %r", err)
         self._lost.set()
         self._on_lost()
