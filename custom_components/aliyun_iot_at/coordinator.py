@@ -8,9 +8,9 @@ kept — across a restart too — while the link is down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
     ConfigEntryNotReady,
@@ -80,6 +80,8 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
         self.unique_ids: set[str] = set()
         self._supervised = False
         self._down_logged = False
+        # Per property, the entities showing it: a change updates those, not every entity.
+        self._value_listeners: dict[str, list[CALLBACK_TYPE]] = {}
 
     @property
     def connected(self) -> bool:
@@ -150,7 +152,7 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
         if outcome.changes:
             # The device reports its new state, as a real one does after acting on a set.
             self.sender.post_properties(outcome.changes)
-            self.async_set_updated_data(self.thing.values)
+            self._values_changed(outcome.changes)
         if outcome.service_call is not None:
             self._service_called(outcome.service_call)
         if outcome.refused is not None:
@@ -193,6 +195,26 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
         async_dispatcher_send(self.hass, self.service_signal, call)
 
     @callback
+    def async_add_value_listener(self, identifier: str, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call ``update`` when the value of ``identifier`` changes; returns the remover.
+        (Listeners of the coordinator itself hear of the link's state, which every entity's
+        availability follows.)"""
+        listeners = self._value_listeners.setdefault(identifier, [])
+        listeners.append(update)
+
+        @callback
+        def remove() -> None:
+            listeners.remove(update)
+
+        return remove
+
+    @callback
+    def _values_changed(self, identifiers: Iterable[str]) -> None:
+        for identifier in identifiers:
+            for update in tuple(self._value_listeners.get(identifier, ())):
+                update()
+
+    @callback
     def _outbox_changed(self) -> None:
         self._outbox_store.async_changed()
 
@@ -217,7 +239,7 @@ class AliyunIotAtCoordinator(DataUpdateCoordinator[Mapping[str, object]]):
         except InvalidValues as err:
             raise _invalid(err) from err
         self.sender.post_properties(checked)
-        self.async_set_updated_data(self.thing.values)
+        self._values_changed(checked)
 
     async def async_post_event(self, event_id: str, output: Mapping[str, object]) -> None:
         """Post a model event happening now with its output values (it waits while the link

@@ -40,6 +40,15 @@ class PropertyEntity(AliyunIotAtEntity):
         self.prop = prop
         self._attr_name = prop.name
 
+    async def async_added_to_hass(self) -> None:
+        """Follow the property's value (the coordinator's own updates are the link's)."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_value_listener(
+                self.prop.identifier, self.async_write_ha_state
+            )
+        )
+
     @property
     def spec(self) -> TypeSpec:
         """The property's data type."""

@@ -11,7 +11,7 @@ from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
 from homeassistant.const import ATTR_ENTITY_ID, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -118,6 +118,34 @@ async def test_cloud_sets_reach_every_writable_type(
     timer = state_of(hass, "sensor", "LocalTimer")
     assert timer.state == "3"
     assert timer.attributes["items"] == [1, 2, 3]
+
+
+async def test_a_change_writes_only_the_entity_of_its_property(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, cloud: AliyunCloud, device: Device
+) -> None:
+    ours = [
+        e.entity_id
+        for e in er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
+    ]
+    brightness = entity_id(hass, "number", "Brightness")
+    # A write that changes nothing updates last_reported in place: keep the times.
+    before = {e: state.last_reported for e in ours if (state := hass.states.get(e))}
+
+    msg_id = await cloud.set_properties(device, {"Brightness": 40})
+    assert (await cloud.wait_reply(device, msg_id))["code"] == 200
+    await wait_state(hass, brightness, "40")
+    await hass.services.async_call(
+        "number",
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: brightness, ATTR_VALUE: 45},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+
+    # Every other entity's state was not even written again (last_reported is unchanged).
+    written = {e for e, old in before.items() if hass.states.get(e).last_reported != old}  # type: ignore[union-attr]
+    assert written == {brightness}
+    assert hass.states.get(brightness).state == "45"  # type: ignore[union-attr]
 
 
 async def test_a_refused_cloud_set_changes_nothing(

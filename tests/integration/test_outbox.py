@@ -305,7 +305,7 @@ async def test_a_post_the_cloud_refuses_is_logged_and_not_sent_again(
     await until(lambda: coordinator_of(loaded_entry).last_refused is not None)
     assert "6106" in caplog.text
     assert "the property is not in the thing model" in caplog.text
-    await asyncio.sleep(1.0)  # two post intervals, ten retry delays
+    await asyncio.sleep(1.0)  # ten retry delays
     posts = [u for u in cloud.uplinks(device) if u.kind == "property_post"]
     assert [(u.code, u.payload and u.payload["params"]) for u in posts] == [
         (6106, {"CurrentTemperature": 30.0})
@@ -370,8 +370,13 @@ async def test_a_burst_is_paced_below_the_limit_and_every_final_value_arrives(
     assert most_in_one_second(uplinks) <= rate
     times = sorted(u.received for u in uplinks)
     assert times[-1] - times[0] >= (len(times) - rate) / rate - 0.1  # paced, not at once
-    # The thousand changes went up as a handful of posts, the last values soon after.
-    assert len([u for u in uplinks if u.kind == "property_post"]) <= 6
+    # The thousand changes went up in as many posts as the rate let through, not one each;
+    # the last values soon after.
+    assert (
+        len([u for u in uplinks if u.kind == "property_post"])
+        <= rate * (times[-1] - times[0] + 1)
+        < 100
+    )
     assert final_at - burst_end < 2.0
 
 

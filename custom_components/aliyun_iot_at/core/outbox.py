@@ -4,7 +4,9 @@ Aliyun drops what a device sends beyond 30 messages a second, and the link of a 
 comes and goes. So every upstream message (replies, property posts, event posts) goes through
 ``Sender``: never more than ``rate`` messages in any one second, every pending property change
 in one post, events in order, and whatever the link or the module failed to send kept until
-it goes out. ``Outbox`` is what waits: bounded, and saved and restored by the caller.
+it goes out. A change goes up as soon as the line and the rate allow: whatever changes while a
+publish is on the line, or while the rate holds the next one back, goes in the next post.
+``Outbox`` is what waits: bounded, and saved and restored by the caller.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ _LOGGER = logging.getLogger(__name__)
 
 # Aliyun's limit is 30 upstream messages a second per device: stay well below it.
 DEFAULT_RATE = 20
-# Property changes closer together than this go up in one post.
-DEFAULT_POST_INTERVAL = 0.5
 # Seconds before a failed publish is tried again: soon at first, then rarely.
 DEFAULT_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # Events (a few hundred bytes each) kept while the link is down; replies are few and brief.
@@ -40,7 +40,6 @@ class UplinkSettings:
     """How the sender paces what goes up, and how much may wait."""
 
     rate: int = DEFAULT_RATE
-    post_interval: float = DEFAULT_POST_INTERVAL
     retry: tuple[float, ...] = DEFAULT_RETRY
     max_events: int = MAX_EVENTS
     max_replies: int = MAX_REPLIES
@@ -232,7 +231,6 @@ class Sender:
         self._ups = 0  # how many times the link came up: a retry need not wait for an older one
         self._failures = 0
         self._turn = 0
-        self._next_post = 0.0  # loop time before which no property post goes
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -294,41 +292,37 @@ class Sender:
     # --- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
-            kind = self._next_kind(loop.time()) if self._up else None
+            kind = self._next_kind() if self._up else None
             if kind is None:
-                await _wait(self._wake, self._post_delay(loop.time()) if self._up else None)
+                await self._wake.wait()
                 continue
+            # Changes made meanwhile join the post: it takes the values when it goes.
             await self._limit.wait()
-            await self._send(kind, loop.time())
+            await self._send(kind)
 
-    def _next_kind(self, now: float) -> _Kind | None:
-        """The next kind with something ready, taking turns."""
+    def _next_kind(self) -> _Kind | None:
+        """The next kind with something waiting, taking turns."""
         kinds = list(_Kind)
         for step in range(len(kinds)):
             index = (self._turn + step) % len(kinds)
-            if self._ready(kinds[index], now):
+            if self._waiting(kinds[index]):
                 self._turn = index + 1
                 return kinds[index]
         return None
 
-    def _ready(self, kind: _Kind, now: float) -> bool:
+    def _waiting(self, kind: _Kind) -> bool:
         outbox = self.outbox
         match kind:
             case _Kind.REPLY:
                 return bool(outbox.replies)
             case _Kind.PROPERTIES:
-                return bool(outbox.properties) and now >= self._next_post
+                return bool(outbox.properties)
             case _Kind.EVENT:
                 return bool(outbox.events)
 
-    def _post_delay(self, now: float) -> float | None:
-        """Seconds until waiting property values may go; None when none wait."""
-        return max(self._next_post - now, 0.0) if self.outbox.properties else None
-
-    async def _send(self, kind: _Kind, now: float) -> None:
+    async def _send(self, kind: _Kind) -> None:
         outbox = self.outbox
         give_back: Callable[[], None]
         match kind:
@@ -339,7 +333,6 @@ class Sender:
                 values = outbox.take_properties(self._fits)
                 message = self._thing.post_values(values)
                 give_back = partial(outbox.give_back_properties, values)
-                self._next_post = now + self._settings.post_interval
             case _Kind.EVENT:
                 occurrence = outbox.events.take()
                 message = self._thing.post_occurrence(occurrence)
