@@ -54,7 +54,6 @@ class Bed:
     hass: HassProcess
     baudrate: int
     posts: Timeline[Payload]
-    post_gap: float = 0.0
     entry_id: str = ""
     entities: dict[str, str] | None = None  # unique id → entity id
     setup: Setup | None = None
@@ -103,10 +102,8 @@ class Bed:
         )
         await self.hass.request("watch", entities=list(self.entities.values()))
 
-    async def settle(self, since_urc: int, *, gap: bool = True) -> None:
-        """Until the line is quiet after a post (the cloud's post_reply has crossed it) and,
-        with ``gap``, ``post_gap`` seconds have passed since the post reached the cloud: the
-        next change is then the first after a quiet spell, which goes up at once."""
+    async def settle(self, since_urc: int) -> None:
+        """Until the line is quiet after a post: the cloud's post_reply has crossed it."""
         reply = await self.module.urcs.wait(
             lambda line: b"/thing/event/property/post_reply" in line,
             since=since_urc,
@@ -114,17 +111,13 @@ class Bed:
             what="post_reply written to the host",
         )
         quiet = reply.t + self.wire(len(reply.item) + _TAIL_BYTES) + _TAIL_TIME
-        if gap and self.posts.entries:
-            quiet = max(quiet, self.posts.entries[-1].t + self.post_gap)
         await asyncio.sleep(max(quiet - time.monotonic(), 0.0))
 
 
 @contextlib.asynccontextmanager
-async def open_bed(
-    baudrate: int, dialect: str, out: Path, hass: HassProcess, post_gap: float
-) -> AsyncIterator[Bed]:
+async def open_bed(baudrate: int, dialect: str, out: Path, hass: HassProcess) -> AsyncIterator[Bed]:
     """The cloud, the module at ``baudrate`` (its pty in ``out``, which must exist) and
-    ``hass`` started; the entry not added yet. ``post_gap``: see ``Bed.settle``."""
+    ``hass`` started; the entry not added yet."""
     async with AliyunCloud(history=20000) as cloud:
         device = cloud.add_device(PRODUCT_KEY, DEVICE_NAME, secrets.token_hex(16))
         module = TimedEmulator(
@@ -139,7 +132,7 @@ async def open_bed(
             recorder = asyncio.create_task(_record_posts(cloud, device, posts))
             try:
                 await hass.start()
-                yield Bed(cloud, device, module, hass, baudrate, posts, post_gap)
+                yield Bed(cloud, device, module, hass, baudrate, posts)
             finally:
                 await hass.stop()
                 recorder.cancel()

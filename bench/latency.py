@@ -11,10 +11,10 @@ module's prompt and the payload (or, for a dialect with the payload in the comma
 that line): the bytes that must cross before the module can publish; its ``OK`` and result
 come after.
 
-Changes are made on a quiet line, one at a time, each ``post_gap`` seconds after the
-previous post reached the cloud: the outbox sends the first change after a quiet spell at
-once and coalesces what follows within its post interval (0.5 s), which ``ha_to_cloud``
-with ``quiet`` False shows.
+Changes are made on a quiet line, one at a time, each once the previous one's traffic (the
+cloud's post_reply) has crossed it; ``ha_to_cloud`` with ``quiet`` False makes each call as
+soon as the previous post reached the cloud, its post_reply still to come (a user toggling
+twice).
 
 Each sample is split: the ``hop`` is what lies outside Home Assistant and the line (the cloud,
 the broker, the module's MQTT client, the module's turnaround at the prompt); what is left
@@ -75,7 +75,7 @@ async def cloud_to_ha(bed: Bed, count: int) -> list[Sample]:
 
 async def ha_to_cloud(bed: Bed, count: int, *, quiet: bool = True) -> list[Sample]:
     """``count`` switch calls in Home Assistant, each timed to the post at the cloud; each
-    after a quiet spell, or (``quiet`` False) right after the previous post arrived."""
+    on a quiet line, or (``quiet`` False) right after the previous post arrived."""
     switch = bed.entity("PowerSwitch")
     samples: list[Sample] = []
     for index in range(count):
@@ -97,7 +97,8 @@ async def ha_to_cloud(bed: Bed, count: int, *, quiet: bool = True) -> list[Sampl
             what="property post",
         )
         split = bed.module.publish_split(blocks, lines, "PowerSwitch", post.t)
-        await bed.settle(urcs, gap=quiet)
+        if quiet:
+            await bed.settle(urcs)
         latency = post.t - float(reply["t0"])
         samples.append(Sample(latency, bed.wire(split.wire_bytes), split.module_time))
     return samples

@@ -56,7 +56,7 @@ async def measure_point(
     idle: Idle | None = None
     try:
         hass = HassProcess(out / "hass", args.integration)
-        async with open_bed(baudrate, args.dialect, out, hass, args.post_gap) as bed:
+        async with open_bed(baudrate, args.dialect, out, hass) as bed:
             _log(f"{baudrate} baud: Home Assistant up; adding the entry")
             await bed.add_entry()
             assert bed.setup is not None
@@ -140,13 +140,6 @@ def main() -> int:
     parser.add_argument("--dialect", choices=DIALECT_NAMES, default="quectel")
     parser.add_argument("--samples", type=int, default=500, help="latency samples each way")
     parser.add_argument("--samples-slow", type=int, default=50, help=f"the same below {SLOW} baud")
-    parser.add_argument(
-        "--post-gap",
-        type=float,
-        default=0.51,
-        help="seconds from a post at the cloud to the next change (beyond the outbox's 0.5 s "
-        "post interval)",
-    )
     parser.add_argument(
         "--back-to-back", type=int, default=20, help="switch calls each right after a post"
     )
