@@ -19,7 +19,7 @@ from testbed.emulator import ModuleEmulator
 from tests.conftest import SecretsInUse
 from tests.e2e.conftest import DN, DS, PK
 
-from .bench import OFTEN, Session, check_interval, pty_fds
+from .bench import OFTEN, Session, assert_port_closed, check_interval, pty_fds
 from .ha import entry_data
 from .matrix import Case
 
@@ -55,12 +55,13 @@ def ptys_before_link(module: ModuleEmulator) -> int:
 
 
 @pytest.fixture
-async def sessions() -> AsyncIterator[list[Session]]:
-    """Sessions a test makes; stopped after it."""
+async def sessions(ptys_before_link: int) -> AsyncIterator[list[Session]]:
+    """Sessions a test makes; stopped after it, their port closed by then."""
     made: list[Session] = []
     yield made
     for session in made:
         await session.link.stop()
+    assert_port_closed(ptys_before_link)
 
 
 @pytest.fixture
@@ -115,7 +116,8 @@ async def ha_entry(
     ptys_before_link: int,
 ) -> AsyncIterator[MockConfigEntry]:
     """The faults' device set up in Home Assistant, online; unloaded before the module goes
-    (a port vanishing under a write is a fault of its own, not this test's)."""
+    (a port vanishing under a write is a fault of its own, not this test's), its port closed
+    by then."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=DN,
@@ -130,3 +132,4 @@ async def ha_entry(
     await cloud.wait_online(device)
     yield entry
     await hass.config_entries.async_unload(entry.entry_id)
+    assert_port_closed(ptys_before_link)

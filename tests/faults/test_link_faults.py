@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+import inspect
 import logging
 import random
 import re
 
 import pytest
 
+from custom_components.aliyun_iot_at.core.channel import AtChannel
 from custom_components.aliyun_iot_at.core.dialects import me3630, ml302, quectel, w800
 from custom_components.aliyun_iot_at.core.errors import AuthRefused, NoNetwork, SimNotReady
 from custom_components.aliyun_iot_at.core.link import LinkState
@@ -122,13 +124,15 @@ async def test_port_replug(
 
 
 # Where each dialect keeps the timeout of its session check, shortened so a test waits for
-# it in a second (the Air72x check uses the channel's default of 5 s).
+# it in a second (the Air72x check uses the channel's default).
 _CHECK_TIMEOUTS = {
     "quectel": (quectel, "COMMAND_TIMEOUT"),
     "ml302": (ml302, "MQTT_TIMEOUT"),
     "me3630": (me3630, "PUBLISH_TIMEOUT"),
     "w800": (w800, "COMMAND_TIMEOUT"),
 }
+_SHORT_CHECK = 1.0
+_CHANNEL_TIMEOUT: float = inspect.signature(AtChannel.command).parameters["timeout"].default
 
 
 @pytest.mark.parametrize("case", cases("no_answer"))
@@ -141,15 +145,18 @@ async def test_no_answer(
     ptys_before_link: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    check_timeout = _CHANNEL_TIMEOUT
     if case.dialect in _CHECK_TIMEOUTS:
-        monkeypatch.setattr(*_CHECK_TIMEOUTS[case.dialect], 1.0)
+        check_timeout = _SHORT_CHECK
+        monkeypatch.setattr(*_CHECK_TIMEOUTS[case.dialect], check_timeout)
 
     async def hang() -> None:
         module.silent = True
 
     await _online(session)
     await hang()
-    error = await session.wait_state(LinkState.DISCONNECTED, timeout=10.0)
+    # The next session check waits its whole timeout for the answer that never comes.
+    error = await session.wait_state(LinkState.DISCONNECTED, timeout=check_timeout + RECOVERY)
     assert case.outcome.reason is not None
     assert re.search(case.outcome.reason, str(error)), error
     module.silent = False

@@ -26,6 +26,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # Seconds between reconnect attempts: quick at first, then at most every five minutes.
 DEFAULT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# Seconds a closing port may take: the serial transport flushes and closes it in the executor
+# after ``close`` returned, so the link waits for it before the port counts as closed.
+PORT_CLOSE_TIMEOUT = 5.0
 
 
 class LinkState(StrEnum):
@@ -177,15 +180,32 @@ class Link:
     async def _drop_channel_if_broken(self) -> None:
         """After a loss, keep a healthy port but close one that stopped answering."""
         channel = self._channel
-        if channel is None or not channel.is_open:
-            if channel is not None:
-                channel.close()
-            self._channel = None
+        if channel is None:
             return
+        if channel.is_open:
+            try:
+                await channel.command("AT", timeout=2.0)
+            except AtError:
+                pass
+            else:
+                return
+        await self._close_channel()
+
+    async def _close_channel(self) -> None:
+        """Close the port and wait until it is closed: the transport finishes closing it
+        after ``close`` returns, and a port reopened (or a loop ended) meanwhile would find
+        it still open. The channel stays ours until then, so a ``stop`` arriving meanwhile
+        waits for it too."""
+        channel = self._channel
+        if channel is None:
+            return
+        channel.close()
         try:
-            await channel.command("AT", timeout=2.0)
-        except AtError:
-            channel.close()
+            async with asyncio.timeout(PORT_CLOSE_TIMEOUT):
+                await channel.wait_closed()
+        except TimeoutError:
+            _LOGGER.debug("the port did not close within %g s", PORT_CLOSE_TIMEOUT)
+        if self._channel is channel:
             self._channel = None
 
     # --- use ----------------------------------------------------------------------------
@@ -219,7 +239,7 @@ class Link:
         return self._dialect_cls.max_payload
 
     async def stop(self) -> None:
-        """Stop the supervisor, close the session and the port."""
+        """Stop the supervisor, close the session and the port; return once it is closed."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -230,9 +250,7 @@ class Link:
                 await self._dialect.disconnect()
             except AtError as err:
                 _LOGGER.debug("disconnect failed: %s", err)
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        await self._close_channel()
         self._set_state(LinkState.STOPPED, None)
 
     def _set_state(self, state: LinkState, error: AtError | None) -> None:
