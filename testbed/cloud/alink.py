@@ -108,6 +108,10 @@ class AlinkService:
         """What the device sent, oldest first (bounded history)."""
         return [uplink for uplink in self._history if uplink.device == device.key]
 
+    def forget(self) -> None:
+        """Empty the history (ids and the cursors of ``wait_post`` go on)."""
+        self._history.clear()
+
     async def request(self, device: Device, suffix: str, method: str, params: Payload) -> str:
         """Publish an Alink request on ``/sys/{pk}/{dn}/{suffix}``; returns its id."""
         msg_id = str(next(self._ids))

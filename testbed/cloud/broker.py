@@ -72,6 +72,15 @@ class _Connection(StreamWriterAdapter):  # type: ignore[misc]
         """Close the socket under amqtt's feet, as a dropped link would."""
         self._stream.close()
 
+    def write(self, data: bytes) -> None:
+        """Write, or fail as a reset connection does once it is closed: amqtt 0.12.1 re-arms
+        a session's keepalive timer after each packet it sends, also on a connection it has
+        stopped (a broadcast still on its way), and that timer outlives the broker. A failed
+        write is taken as the connection closing, before the timer is re-armed."""
+        if self.closed:
+            raise ConnectionResetError("the connection is closed")
+        super().write(data)
+
 
 type _Holders = list[tuple[Session, int]]
 

@@ -97,6 +97,10 @@ class AliyunCloud:
         """Posts and replies the device sent, oldest first (bounded)."""
         return self._alink.uplinks(device)
 
+    def forget_uplinks(self) -> None:
+        """Forget the posts and replies received so far (a long run keeping its own record)."""
+        self._alink.forget()
+
     async def set_properties(self, device: Device, params: Payload) -> str:
         """Send ``thing.service.property.set``; returns the request id."""
         return await self._alink.request(device, PROPERTY_SET, "thing.service.property.set", params)

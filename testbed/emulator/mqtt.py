@@ -192,7 +192,8 @@ class MqttBridge:
     async def _call[T](self, operation: Callable[[_Client], Awaitable[T]]) -> T | None:
         """Run ``operation`` on the session unless it is down, drops meanwhile, or times out."""
         client = self._client
-        if client is None or self._lost.is_set():
+        # amqtt waits for a reconnection (there is none) when the connection is gone.
+        if client is None or self._lost.is_set() or not client._connected_state.is_set():
             return None
         task = asyncio.ensure_future(operation(client))
         lost = asyncio.ensure_future(self._lost.wait())
@@ -224,7 +225,11 @@ def _cancelling() -> bool:
 
 async def _release(client: Any) -> None:
     """Finish what amqtt 0.12.1 leaves behind: the open socket of a refused or cancelled
-    CONNECT, and a reader task still winding down after ``disconnect``."""
+    CONNECT, a reader task still winding down after ``disconnect``, and the two tasks an
+    operation cancelled while it waited for a reconnection leaves waiting (destroyed pending
+    once the client is gone)."""
+    client._no_more_connections.set()
+    client._connected_state.set()
     handler = client._handler
     if handler is None:
         return
