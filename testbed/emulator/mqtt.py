@@ -25,7 +25,7 @@ import math
 from typing import Any
 
 from amqtt.client import MQTTClient
-from amqtt.errors import AMQTTError, ClientError
+from amqtt.errors import AMQTTError, ClientError, ProtocolHandlerError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ class MqttBridge:
                 code = getattr(err, "return_code", None)
                 _LOGGER.debug("MQTT connect failed: %s (code %s)", err, code)
                 return NO_LINK if code is None else int(code)
+            _cancel_as_cancelled(client._handler)
             self._client = client
             self._lost.clear()
             self._pump = asyncio.create_task(self._deliver(client))
@@ -221,6 +222,24 @@ async def _done(operation: Awaitable[Any]) -> bool:
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _cancel_as_cancelled(handler: Any) -> None:
+    """amqtt 0.12.1 acknowledges each QoS 1 message in a task of its own, which the end of the
+    connection cancels and nothing awaits; its packet writer turns the cancellation into
+    ``ProtocolHandlerError``, which asyncio then reports as an exception never retrieved.
+    Here a cancelled write stays a cancellation: the task ends cancelled, quietly."""
+    send = handler._send_packet
+
+    async def send_packet(packet: Any) -> None:
+        try:
+            await send(packet)
+        except ProtocolHandlerError as err:
+            if isinstance(err.__cause__, asyncio.CancelledError):
+                raise asyncio.CancelledError from err
+            raise
+
+    handler._send_packet = send_packet
 
 
 async def _release(client: Any) -> None:
