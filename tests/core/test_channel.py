@@ -275,6 +275,22 @@ async def test_restart_fails_the_command(wire: Wire, channel: AtChannel) -> None
     assert restarts == ["RDY"]
 
 
+async def test_restart_fails_a_result_still_awaited(wire: Wire, channel: AtChannel) -> None:
+    task = asyncio.create_task(
+        channel.request(
+            'AT+QMTPUBEX=0,1,1,0,"t",2', results=("+QMTPUBEX: 0,1,",), result_timeout=30.0
+        )
+    )
+    await wire.command()
+    wire.say(b"\r\nOK\r\n")
+    await asyncio.sleep(0.02)
+    wire.say(b"\r\nRDY\r\n")
+    async with asyncio.timeout(1.0):  # not the 30 s of the result's timeout
+        with pytest.raises(ModuleRestarted):
+            await task
+    assert not channel._waiters  # none left behind
+
+
 async def test_waiter_sees_result_urc_after_ok(wire: Wire, channel: AtChannel) -> None:
     waiter = channel.expect("+QMTOPEN: 0,")
     task = asyncio.create_task(channel.command('AT+QMTOPEN=0,"h",1883'))

@@ -17,6 +17,7 @@ import re
 
 from .errors import (
     AtCommandError,
+    AtError,
     AtTimeout,
     CmeError,
     CmsError,
@@ -285,12 +286,15 @@ class AtChannel(asyncio.Protocol):
             self._closed.set_result(None)
         error = PortError(f"the port was lost: {exc}" if exc else "the port was closed")
         self._fail_current(error)
+        self._fail_waiters(error)
+        if self.on_lost is not None:
+            self.on_lost(exc)
+
+    def _fail_waiters(self, error: AtError) -> None:
         for waiter in list(self._waiters):
             if not waiter.future.done():
                 waiter.future.set_exception(error)
             self._waiters.discard(waiter)
-        if self.on_lost is not None:
-            self.on_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -395,7 +399,11 @@ class AtChannel(asyncio.Protocol):
                 self._dispatch_urc(spec, line)
                 return
         if line in self.restart_lines:
-            self._fail_current(ModuleRestarted(f"the module restarted ({line})"))
+            restarted = ModuleRestarted(f"the module restarted ({line})")
+            self._fail_current(restarted)
+            # A result still awaited (a publish's) will never come: fail it now, not after
+            # its timeout, so whoever waits can go on.
+            self._fail_waiters(restarted)
             if self.on_restart is not None:
                 self.on_restart(line)
             return
